@@ -1,0 +1,8 @@
+//! Code that both h2lab binaries need, kept in one place: generating a PKI for a run,
+//! owning child processes so none outlives its owner, and launching servers under test
+//! (the `sut` binary and real nginx / Apache / HAProxy) with a readiness signal.
+
+pub mod launch;
+pub mod pki;
+pub mod process;
+pub mod template;

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (nginx, Apache, HAProxy, curl,
+# nghttp2-client, wrk, openssl), then runs every test in a debug build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --workspace --all-targets
+cargo test --workspace --all-targets -- --test-threads="${H2LAB_TEST_THREADS:-2}"

@@ -1,0 +1,182 @@
+//! The test app: the same handlers behind every topology, so that what differs between
+//! cells is the deployment, not the application.
+//!
+//! Routes: `GET /plaintext`, `GET /json`, `GET /bytes/{n}`, `GET /delay/{ms}`,
+//! `POST /echo`, `GET /info`.
+
+pub mod forwarded;
+mod info;
+mod repeat;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+pub use forwarded::{ForwardedHeaders, RequestView};
+pub use info::Info;
+
+use crate::body::{self, Body};
+use crate::conn_info::ConnInfo;
+use crate::handler::Handler;
+
+/// Largest `/bytes/{n}` response.
+pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Longest `/delay/{ms}`.
+pub const MAX_DELAY_MS: u64 = 60_000;
+/// Largest `/echo` body, whatever the server's own body limit.
+pub const MAX_ECHO: u64 = 64 * 1024 * 1024;
+/// Header carrying the out-of-process pairing token (the role of MS-ASPNETCORE-TOKEN).
+pub const PAIRING_TOKEN_HEADER: &str = "x-h2lab-pairing-token";
+
+/// How the app is hosted, as reported by `/info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostingModel {
+    /// The app's own server faces clients.
+    Edge,
+    /// The app runs inside the front host's process.
+    InProcess,
+    /// The app runs in a process managed by the front host's module.
+    OutOfProcess,
+    /// The app's server sits behind a reverse proxy.
+    BehindProxy,
+}
+
+/// Settings of one app instance.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Reported by `/info`.
+    pub hosting: HostingModel,
+    /// Forwarded-headers middleware settings.
+    pub forwarded: ForwardedHeaders,
+    /// When set, requests must carry this pairing token or get 400.
+    pub pairing_token: Option<String>,
+}
+
+/// The test app.
+#[derive(Debug, Clone)]
+pub struct App {
+    opts: Arc<AppOptions>,
+}
+
+impl App {
+    /// An app with these options.
+    pub fn new(opts: AppOptions) -> App {
+        App {
+            opts: Arc::new(opts),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        if let Some(expected) = &self.opts.pairing_token {
+            let ok = req
+                .headers()
+                .get(PAIRING_TOKEN_HEADER)
+                .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+            if !ok {
+                return body::text(
+                    StatusCode::BAD_REQUEST,
+                    "missing or wrong pairing token: this app only answers requests from its host",
+                );
+            }
+        }
+        let path = req.uri().path();
+        match (req.method(), path) {
+            (&Method::GET | &Method::HEAD, "/plaintext") => body::response(
+                StatusCode::OK,
+                "text/plain",
+                Bytes::from_static(b"Hello, World!"),
+            ),
+            (&Method::GET | &Method::HEAD, "/json") => body::response(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from_static(br#"{"message":"Hello, World!"}"#),
+            ),
+            (&Method::GET | &Method::HEAD, "/info") => {
+                let view = self.opts.forwarded.apply(&req, conn);
+                let info = Info::collect(&req, conn, &view, self.opts.hosting);
+                let json = serde_json::to_vec_pretty(&info).expect("info serialises");
+                body::response(StatusCode::OK, "application/json", json)
+            }
+            (&Method::GET | &Method::HEAD, p) if p.starts_with("/bytes/") => {
+                match parse_capped(&p["/bytes/".len()..], MAX_BYTES) {
+                    Ok(n) => {
+                        let mut resp = Response::new(repeat::body(n));
+                        resp.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/octet-stream"),
+                        );
+                        resp
+                    }
+                    Err(e) => body::text(StatusCode::BAD_REQUEST, e),
+                }
+            }
+            (&Method::GET | &Method::HEAD, p) if p.starts_with("/delay/") => {
+                match parse_capped(&p["/delay/".len()..], MAX_DELAY_MS) {
+                    Ok(ms) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        body::response(StatusCode::OK, "text/plain", format!("delayed {ms} ms"))
+                    }
+                    Err(e) => body::text(StatusCode::BAD_REQUEST, e),
+                }
+            }
+            (&Method::POST | &Method::PUT, "/echo") => echo(req, conn.max_body.min(MAX_ECHO)).await,
+            (_, "/plaintext" | "/json" | "/info" | "/echo") => {
+                body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            _ => body::text(StatusCode::NOT_FOUND, format!("no route for {path}")),
+        }
+    }
+}
+
+impl Handler for App {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnInfo>,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
+        async move { self.respond(req, &conn).await }
+    }
+}
+
+fn parse_capped(s: &str, cap: u64) -> Result<u64, String> {
+    let n: u64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a non-negative integer"))?;
+    if n > cap {
+        return Err(format!("{n} is over the cap of {cap}"));
+    }
+    Ok(n)
+}
+
+async fn echo(req: Request<Incoming>, limit: u64) -> Response<Body> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(http::HeaderValue::from_static("application/octet-stream"));
+    match Limited::new(req.into_body(), limit as usize)
+        .collect()
+        .await
+    {
+        Ok(collected) => {
+            let mut resp = Response::new(body::full(collected.to_bytes()));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, content_type);
+            resp
+        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => body::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the limit of {limit} bytes"),
+        ),
+        Err(e) => body::text(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body failed: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,420 @@
+//! One worker's accept loop and the life of one connection: admission against the
+//! connection limit, TLS handshake, protocol choice, serving with hyper, timeouts.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::h2c;
+use super::io::{sniff_h2_preface, Rewind, Watched};
+use super::watchdog::{Activity, Verdict, Watchdog};
+use super::{ConnCounter, Limits, ServerOptions};
+use crate::body::{self, Body};
+use crate::conn_info::ConnInfo;
+use crate::handler::Handler;
+use crate::tls::{openssl_facts, rustls_facts, ServerTls};
+
+/// What every connection of one worker shares.
+pub(crate) struct WorkerCtx<H> {
+    handler: Arc<H>,
+    tls: Option<ServerTls>,
+    limits: Limits,
+    h2c: bool,
+    h1: http1::Builder,
+    h1_closing: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    counter: Arc<ConnCounter>,
+    shutdown: CancellationToken,
+}
+
+impl<H: Handler> WorkerCtx<H> {
+    pub(crate) fn new(
+        handler: Arc<H>,
+        tls: Option<ServerTls>,
+        opts: &ServerOptions,
+        counter: Arc<ConnCounter>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let limits = opts.limits.clone();
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            // Our watchdog answers slow heads with 408; hyper's timer would just close.
+            .header_read_timeout(None)
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size((limits.max_header_bytes + 1024).max(8192));
+        let mut h1_closing = h1.clone();
+        h1_closing.keep_alive(false);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_streams)
+            .max_header_list_size(limits.max_header_bytes as u32)
+            // Large windows: the h2 defaults make large bodies several times slower.
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20)
+            .max_send_buf_size(1 << 20);
+        Arc::new(WorkerCtx {
+            handler,
+            tls,
+            limits,
+            h2c: opts.h2c,
+            h1,
+            h1_closing,
+            h2,
+            counter,
+            shutdown,
+        })
+    }
+}
+
+/// Accepts until shutdown, then lets open connections finish within the grace period.
+pub(crate) async fn accept_loop<H: Handler>(listener: TcpListener, ctx: Arc<WorkerCtx<H>>) {
+    let tracker = TaskTracker::new();
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tracker.spawn(handle_conn(ctx.clone(), tcp, remote));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning on the error.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(ctx.limits.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tracker.len(),
+            "connections still open after the grace period"
+        );
+    }
+}
+
+async fn handle_conn<H: Handler>(ctx: Arc<WorkerCtx<H>>, tcp: TcpStream, remote: SocketAddr) {
+    let counter = ctx.counter.clone();
+    let Some((_slot, overloaded)) = counter.admit() else {
+        return; // far over the limit: close without a word
+    };
+    let local = tcp.local_addr().unwrap_or(remote);
+    let mut info = ConnInfo {
+        remote,
+        local,
+        tls: None,
+        max_body: ctx.limits.max_body_bytes,
+    };
+    let hs_timeout = ctx.limits.handshake_timeout;
+    match ctx.tls.clone() {
+        None => serve_cleartext(ctx, tcp, info, overloaded).await,
+        Some(ServerTls::Rustls(acceptor)) => {
+            let stream = match tokio::time::timeout(hs_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+            };
+            info.tls = Some(rustls_facts(stream.get_ref().1));
+            serve_tls(ctx, stream, info, overloaded).await
+        }
+        Some(ServerTls::Openssl(acceptor)) => {
+            let mut stream = match openssl::ssl::Ssl::new(acceptor.context())
+                .and_then(|ssl| tokio_openssl::SslStream::new(ssl, tcp))
+            {
+                Ok(s) => s,
+                Err(e) => return tracing::warn!(error = %e, "OpenSSL session setup failed"),
+            };
+            match tokio::time::timeout(hs_timeout, Pin::new(&mut stream).accept()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+            }
+            info.tls = Some(openssl_facts(stream.ssl()));
+            serve_tls(ctx, stream, info, overloaded).await
+        }
+    }
+}
+
+async fn serve_tls<H, T>(ctx: Arc<WorkerCtx<H>>, io: T, info: ConnInfo, overloaded: bool)
+where
+    H: Handler,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // After TLS, ALPN alone decides the protocol; no sniffing.
+    let is_h2 = info.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some("h2");
+    let activity = Arc::new(Activity::default());
+    let io = Watched::new(io, activity.clone());
+    if is_h2 {
+        serve_h2(ctx, io, Arc::new(info), activity, overloaded).await
+    } else {
+        serve_h1(ctx, io, Arc::new(info), activity, overloaded, false).await
+    }
+}
+
+async fn serve_cleartext<H: Handler>(
+    ctx: Arc<WorkerCtx<H>>,
+    tcp: TcpStream,
+    info: ConnInfo,
+    overloaded: bool,
+) {
+    let activity = Arc::new(Activity::default());
+    let mut io = Watched::new(tcp, activity.clone());
+    let info = Arc::new(info);
+    if !ctx.h2c {
+        return serve_h1(
+            ctx,
+            Rewind::new(Vec::new(), io),
+            info,
+            activity,
+            overloaded,
+            false,
+        )
+        .await;
+    }
+    let sniffed = tokio::time::timeout(ctx.limits.header_timeout, sniff_h2_preface(&mut io)).await;
+    let (is_h2, seen) = match sniffed {
+        Ok(Ok(x)) => x,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            let _ = io.write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            return;
+        }
+    };
+    let io = Rewind::new(seen, io);
+    if is_h2 {
+        serve_h2(ctx, io, info, activity, overloaded).await
+    } else {
+        serve_h1(ctx, io, info, activity, overloaded, true).await
+    }
+}
+
+async fn serve_h1<H, T>(
+    ctx: Arc<WorkerCtx<H>>,
+    io: T,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    overloaded: bool,
+    allow_h2c_upgrade: bool,
+) where
+    H: Handler,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = if overloaded { &ctx.h1_closing } else { &ctx.h1 };
+    let svc = {
+        let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
+        service_fn(move |req| {
+            let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
+            async move {
+                Ok::<_, Infallible>(
+                    respond(ctx, req, info, activity, overloaded, allow_h2c_upgrade).await,
+                )
+            }
+        })
+    };
+    let conn = builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    drive(conn, &activity, &ctx, true).await
+}
+
+async fn serve_h2<H, T>(
+    ctx: Arc<WorkerCtx<H>>,
+    io: T,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    overloaded: bool,
+) where
+    H: Handler,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = {
+        let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
+        service_fn(move |req| {
+            let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
+            async move {
+                Ok::<_, Infallible>(respond(ctx, req, info, activity, overloaded, false).await)
+            }
+        })
+    };
+    let conn = ctx.h2.serve_connection(TokioIo::new(io), svc);
+    drive(conn, &activity, &ctx, false).await
+}
+
+/// The HTTP/2 connection that follows an h2c Upgrade. Boxed with an explicit `Send`
+/// so the compiler need not see through `serve_h2 -> respond -> serve_h2`.
+fn serve_h2_boxed<H, T>(
+    ctx: Arc<WorkerCtx<H>>,
+    io: T,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>>
+where
+    H: Handler,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    Box::pin(serve_h2(ctx, io, info, activity, false))
+}
+
+/// Counts a request as in flight for as long as it lives (also when cancelled).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+async fn respond<H: Handler>(
+    ctx: Arc<WorkerCtx<H>>,
+    mut req: Request<Incoming>,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    overloaded: bool,
+    allow_h2c_upgrade: bool,
+) -> Response<Body> {
+    activity.request_started();
+    let _in_flight = InFlight(activity.clone());
+    if overloaded {
+        activity.close_requested.store(true, Relaxed);
+        let mut resp = body::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is at its connection limit; retry later",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > info.max_body) {
+        return body::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the limit of {} bytes", info.max_body),
+        );
+    }
+    if allow_h2c_upgrade && h2c::wants_upgrade(&req) {
+        if let Some(frame) = h2c::stream1_headers(&req) {
+            let on_upgrade = hyper::upgrade::on(&mut req);
+            let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
+            tokio::spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        let io = h2c::InjectAfterSettings::new(TokioIo::new(upgraded), frame);
+                        serve_h2_boxed(ctx, io, info, activity).await
+                    }
+                    Err(e) => tracing::debug!(error = %e, "h2c upgrade failed"),
+                }
+            });
+            let mut resp = Response::new(body::full(bytes::Bytes::new()));
+            *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            resp.headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+            return resp;
+        }
+    }
+    ctx.handler.clone().handle(req, info).await
+}
+
+/// A hyper connection that can be asked to finish gracefully.
+trait GracefulConn: Future<Output = hyper::Result<()>> {
+    fn shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConn for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown()
+    }
+}
+
+impl<I, S, B> GracefulConn for http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown()
+    }
+}
+
+/// Runs a connection to completion while enforcing timeouts and honouring shutdown.
+async fn drive<H, C: GracefulConn>(conn: C, activity: &Activity, ctx: &WorkerCtx<H>, http1: bool) {
+    let mut conn = pin!(conn);
+    let now = Instant::now();
+    let mut watchdog = Watchdog::new(
+        now,
+        ctx.limits.header_timeout,
+        ctx.limits.idle_timeout,
+        http1,
+    );
+    let period = watchdog.period();
+    let mut tick = tokio::time::interval_at((now + period).into(), period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            biased;
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = ctx.shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().shutdown();
+            }
+            _ = tick.tick() => {
+                let verdict = if activity.close_requested.load(Relaxed) {
+                    Verdict::Idle
+                } else {
+                    watchdog.check(Instant::now(), activity.snapshot())
+                };
+                match verdict {
+                    Verdict::Keep => {}
+                    Verdict::HeaderTimeout => activity.abort_408.store(true, Relaxed),
+                    Verdict::Idle if !closing => {
+                        closing = true;
+                        conn.as_mut().shutdown();
+                    }
+                    Verdict::Idle => {}
+                }
+            }
+        }
+    }
+}

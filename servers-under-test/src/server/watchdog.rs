@@ -1,0 +1,204 @@
+//! Connection timeouts decided from activity counters, like Kestrel's heartbeat: each tick
+//! looks at what moved since the last one. Pure logic, tested without sockets.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Counters one connection's I/O and service update, read by its watchdog.
+#[derive(Debug, Default)]
+pub struct Activity {
+    read: AtomicU64,
+    written: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicU32,
+    /// Set by the watchdog: answer 408 on the next read and close.
+    pub(crate) abort_408: AtomicBool,
+    /// Set by the service: close the connection gracefully once idle.
+    pub(crate) close_requested: AtomicBool,
+}
+
+/// A copy of the counters at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Bytes read so far.
+    pub read: u64,
+    /// Bytes written so far.
+    pub written: u64,
+    /// Requests started so far.
+    pub requests: u64,
+    /// Requests whose handler has not finished.
+    pub in_flight: u32,
+}
+
+impl Activity {
+    // Single writer per counter (the connection's task), so load + store is enough and
+    // avoids a locked instruction on every read and write.
+    pub(crate) fn add_read(&self, n: usize) {
+        self.read.store(self.read.load(Relaxed) + n as u64, Relaxed);
+    }
+    pub(crate) fn add_written(&self, n: usize) {
+        self.written
+            .store(self.written.load(Relaxed) + n as u64, Relaxed);
+    }
+    pub(crate) fn request_started(&self) {
+        self.requests.fetch_add(1, Relaxed);
+        self.in_flight.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+    /// Current counters.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            read: self.read.load(Relaxed),
+            written: self.written.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+        }
+    }
+}
+
+/// What the watchdog decided at a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to do.
+    Keep,
+    /// A request head has been arriving for longer than the header timeout: answer 408.
+    HeaderTimeout,
+    /// No request in flight and nothing moved for the idle timeout: close gracefully.
+    Idle,
+}
+
+/// The per-connection timeout state machine.
+#[derive(Debug)]
+pub struct Watchdog {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    http1: bool,
+    last: Snapshot,
+    quiet_since: Instant,
+    head_since: Option<Instant>,
+}
+
+impl Watchdog {
+    /// A watchdog for a connection opened at `now`. On HTTP/1.1 the first request head is
+    /// expected from the start (a connection that sends nothing gets 408, as in Kestrel).
+    pub fn new(
+        now: Instant,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        http1: bool,
+    ) -> Self {
+        Watchdog {
+            header_timeout,
+            idle_timeout,
+            http1,
+            last: Snapshot::default(),
+            quiet_since: now,
+            head_since: http1.then_some(now),
+        }
+    }
+
+    /// How often to tick: a quarter of the shortest timeout, within 10 ms..1 s.
+    pub fn period(&self) -> Duration {
+        (self.header_timeout.min(self.idle_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// Decides at `now` given the counters `snap`.
+    pub fn check(&mut self, now: Instant, snap: Snapshot) -> Verdict {
+        let busy = snap.in_flight > 0 || snap.written != self.last.written;
+        let new_requests = snap.requests != self.last.requests;
+        let new_bytes = snap.read != self.last.read;
+        if busy || new_requests {
+            self.quiet_since = now;
+            self.head_since = None;
+        } else if new_bytes {
+            self.quiet_since = now;
+            if self.http1 && self.head_since.is_none() {
+                self.head_since = Some(now);
+            }
+        }
+        self.last = snap;
+        if let Some(since) = self.head_since {
+            if now.duration_since(since) >= self.header_timeout {
+                return Verdict::HeaderTimeout;
+            }
+            return Verdict::Keep;
+        }
+        if snap.in_flight == 0 && now.duration_since(self.quiet_since) >= self.idle_timeout {
+            return Verdict::Idle;
+        }
+        Verdict::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn snap(read: u64, written: u64, requests: u64, in_flight: u32) -> Snapshot {
+        Snapshot {
+            read,
+            written,
+            requests,
+            in_flight,
+        }
+    }
+
+    #[test]
+    fn silent_http1_connection_times_out_on_headers() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, 2 * S, 10 * S, true);
+        assert_eq!(w.check(t0 + S, snap(0, 0, 0, 0)), Verdict::Keep);
+        assert_eq!(
+            w.check(t0 + 2 * S, snap(0, 0, 0, 0)),
+            Verdict::HeaderTimeout
+        );
+    }
+
+    #[test]
+    fn slow_head_after_a_request_times_out_but_idle_keepalive_closes_quietly() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, 2 * S, 5 * S, true);
+        // A request completes: head timer off.
+        assert_eq!(w.check(t0 + S, snap(100, 200, 1, 0)), Verdict::Keep);
+        // Idle keep-alive: no bytes for the idle timeout.
+        assert_eq!(w.check(t0 + 5 * S, snap(100, 200, 1, 0)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 6 * S, snap(100, 200, 1, 0)), Verdict::Idle);
+        // Another connection: bytes of a new head trickle in without completing it.
+        let mut w = Watchdog::new(t0, 2 * S, 5 * S, true);
+        w.check(t0 + S, snap(100, 200, 1, 0));
+        assert_eq!(w.check(t0 + 2 * S, snap(110, 200, 1, 0)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 3 * S, snap(120, 200, 1, 0)), Verdict::Keep);
+        assert_eq!(
+            w.check(t0 + 4 * S, snap(130, 200, 1, 0)),
+            Verdict::HeaderTimeout
+        );
+    }
+
+    #[test]
+    fn requests_in_flight_keep_a_connection_open() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, S, S, false);
+        for i in 1..10 {
+            assert_eq!(w.check(t0 + i * S, snap(50, 0, 1, 1)), Verdict::Keep);
+        }
+        assert_eq!(w.check(t0 + 10 * S, snap(50, 0, 1, 0)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 11 * S, snap(50, 0, 1, 0)), Verdict::Idle);
+    }
+
+    #[test]
+    fn http2_bytes_without_requests_are_not_a_slow_head() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, S, 10 * S, false);
+        for i in 1..5 {
+            assert_eq!(
+                w.check(t0 + i * S, snap(i as u64 * 9, 0, 0, 0)),
+                Verdict::Keep
+            );
+        }
+    }
+}
