@@ -270,6 +270,15 @@ fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
+/// HAProxy needs about two descriptors per connection and refuses to start when the
+/// descriptor limit cannot cover `maxconn`, so derive it from the limit in force.
+fn haproxy_maxconn() -> u64 {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    (soft.saturating_sub(200) / 2).clamp(256, 20_000)
+}
+
 /// Asks the OS for a free loopback port. The port is released before the proxy binds it,
 /// so a bind race is possible; [`start_proxy`] retries when that happens.
 pub fn free_loopback_port() -> std::io::Result<u16> {
@@ -344,6 +353,7 @@ fn start_proxy_once(
         ("workers", workers.to_string()),
         ("max_workers", (workers * 64).to_string()),
         ("user", user),
+        ("maxconn", haproxy_maxconn().to_string()),
     ];
     let text = template::render(template, &vars)
         .map_err(|reason| LaunchError::Template { name, reason })?;

@@ -37,6 +37,9 @@ pub struct Info {
     pub forwarded_applied: bool,
     /// TLS facts when TLS ended in this process.
     pub tls: Option<TlsFacts>,
+    /// The process's `H2LAB_*` environment variables (pairing token left out): shows what
+    /// a module passed to the app.
+    pub environment: BTreeMap<String, String>,
 }
 
 /// Name of an HTTP version as `/info` reports it.
@@ -87,6 +90,9 @@ impl Info {
             hosting_model: hosting,
             forwarded_applied: view.forwarded_applied,
             tls: conn.tls.clone(),
+            environment: std::env::vars()
+                .filter(|(k, _)| k.starts_with("H2LAB_") && k != "H2LAB_PAIRING_TOKEN")
+                .collect(),
         }
     }
 }
