@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sut::cli::{Cli, UsageError};
+use sut::server::ServerError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,7 +20,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sut: error: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
+            let bad_config = matches!(e.downcast_ref::<ServerError>(), Some(ServerError::Tls(_)));
+            if e.downcast_ref::<UsageError>().is_some() || bad_config {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -29,11 +29,11 @@ impl ProxyHandler {
 }
 
 impl Handler for ProxyHandler {
-    fn handle(
+    async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<ConnInfo>,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
-        async move { self.forwarder.forward(req, &conn, self.upstream, &[]).await }
+    ) -> Response<Body> {
+        self.forwarder.forward(req, &conn, self.upstream, &[]).await
     }
 }

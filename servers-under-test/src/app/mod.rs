@@ -135,12 +135,12 @@ impl App {
 }
 
 impl Handler for App {
-    fn handle(
+    async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<ConnInfo>,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
-        async move { self.respond(req, &conn).await }
+    ) -> Response<Body> {
+        self.respond(req, &conn).await
     }
 }
 

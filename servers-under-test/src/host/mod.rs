@@ -42,12 +42,12 @@ impl ModuleHandler {
 }
 
 impl Handler for ModuleHandler {
-    fn handle(
+    async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<ConnInfo>,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static {
-        async move {
+    ) -> Response<Body> {
+        {
             let endpoint = match self.supervisor.endpoint().await {
                 Ok(ep) => ep,
                 Err(Unavailable::Down(reason)) => {

@@ -11,6 +11,7 @@ pub struct Activity {
     written: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicU32,
+    read_at_finish: AtomicU64,
     /// Set by the watchdog: answer 408 on the next read and close.
     pub(crate) abort_408: AtomicBool,
     /// Set by the service: close the connection gracefully once idle.
@@ -28,6 +29,8 @@ pub struct Snapshot {
     pub requests: u64,
     /// Requests whose handler has not finished.
     pub in_flight: u32,
+    /// `read` when the last request finished: bytes beyond it belong to the next head.
+    pub read_at_finish: u64,
 }
 
 impl Activity {
@@ -45,6 +48,7 @@ impl Activity {
         self.in_flight.fetch_add(1, Relaxed);
     }
     pub(crate) fn request_finished(&self) {
+        self.read_at_finish.store(self.read.load(Relaxed), Relaxed);
         self.in_flight.fetch_sub(1, Relaxed);
     }
     /// Current counters.
@@ -54,6 +58,7 @@ impl Activity {
             written: self.written.load(Relaxed),
             requests: self.requests.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
+            read_at_finish: self.read_at_finish.load(Relaxed),
         }
     }
 }
@@ -70,6 +75,10 @@ pub enum Verdict {
 }
 
 /// The per-connection timeout state machine.
+///
+/// It sees byte counts, not hyper's buffer: a partial head that arrives in the same read
+/// as a complete pipelined request is covered by the idle timeout, not the header timeout.
+/// Clients that do not pipeline (all browsers) always get the header timeout.
 #[derive(Debug)]
 pub struct Watchdog {
     header_timeout: Duration,
@@ -107,19 +116,21 @@ impl Watchdog {
 
     /// Decides at `now` given the counters `snap`.
     pub fn check(&mut self, now: Instant, snap: Snapshot) -> Verdict {
-        let busy = snap.in_flight > 0 || snap.written != self.last.written;
-        let new_requests = snap.requests != self.last.requests;
-        let new_bytes = snap.read != self.last.read;
-        if busy || new_requests {
+        let prev = std::mem::replace(&mut self.last, snap);
+        if snap != prev {
             self.quiet_since = now;
-            self.head_since = None;
-        } else if new_bytes {
-            self.quiet_since = now;
-            if self.http1 && self.head_since.is_none() {
+        }
+        if self.http1 {
+            // A head is awaited before the first request, and whenever bytes arrived
+            // after the last request finished; a new request restarts the clock.
+            let head_pending =
+                snap.in_flight == 0 && (snap.requests == 0 || snap.read > snap.read_at_finish);
+            if !head_pending {
+                self.head_since = None;
+            } else if self.head_since.is_none() || snap.requests != prev.requests {
                 self.head_since = Some(now);
             }
         }
-        self.last = snap;
         if let Some(since) = self.head_since {
             if now.duration_since(since) >= self.header_timeout {
                 return Verdict::HeaderTimeout;
@@ -145,6 +156,17 @@ mod tests {
             written,
             requests,
             in_flight,
+            read_at_finish: 0,
+        }
+    }
+
+    fn done(read: u64, written: u64, requests: u64, read_at_finish: u64) -> Snapshot {
+        Snapshot {
+            read,
+            written,
+            requests,
+            in_flight: 0,
+            read_at_finish,
         }
     }
 
@@ -164,19 +186,17 @@ mod tests {
         let t0 = Instant::now();
         let mut w = Watchdog::new(t0, 2 * S, 5 * S, true);
         // A request completes: head timer off.
-        assert_eq!(w.check(t0 + S, snap(100, 200, 1, 0)), Verdict::Keep);
+        assert_eq!(w.check(t0 + S, done(100, 200, 1, 100)), Verdict::Keep);
         // Idle keep-alive: no bytes for the idle timeout.
-        assert_eq!(w.check(t0 + 5 * S, snap(100, 200, 1, 0)), Verdict::Keep);
-        assert_eq!(w.check(t0 + 6 * S, snap(100, 200, 1, 0)), Verdict::Idle);
-        // Another connection: bytes of a new head trickle in without completing it.
+        assert_eq!(w.check(t0 + 5 * S, done(100, 200, 1, 100)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 6 * S, done(100, 200, 1, 100)), Verdict::Idle);
+        // Another connection: bytes of a new head trickle in without completing it, the
+        // first of them seen in the same tick as the previous response's write.
         let mut w = Watchdog::new(t0, 2 * S, 5 * S, true);
-        w.check(t0 + S, snap(100, 200, 1, 0));
-        assert_eq!(w.check(t0 + 2 * S, snap(110, 200, 1, 0)), Verdict::Keep);
-        assert_eq!(w.check(t0 + 3 * S, snap(120, 200, 1, 0)), Verdict::Keep);
-        assert_eq!(
-            w.check(t0 + 4 * S, snap(130, 200, 1, 0)),
-            Verdict::HeaderTimeout
-        );
+        assert_eq!(w.check(t0 + S, done(110, 200, 1, 100)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 2 * S, done(120, 200, 1, 100)), Verdict::Keep);
+        let v = w.check(t0 + 3 * S, done(130, 200, 1, 100));
+        assert_eq!(v, Verdict::HeaderTimeout);
     }
 
     #[test]
@@ -186,8 +206,8 @@ mod tests {
         for i in 1..10 {
             assert_eq!(w.check(t0 + i * S, snap(50, 0, 1, 1)), Verdict::Keep);
         }
-        assert_eq!(w.check(t0 + 10 * S, snap(50, 0, 1, 0)), Verdict::Keep);
-        assert_eq!(w.check(t0 + 11 * S, snap(50, 0, 1, 0)), Verdict::Idle);
+        assert_eq!(w.check(t0 + 10 * S, done(50, 0, 1, 50)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 11 * S, done(50, 0, 1, 50)), Verdict::Idle);
     }
 
     #[test]
