@@ -4,16 +4,17 @@
 //! answers 502/504 with a body that says what failed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 
-use crate::app::forwarded::request_host;
+use crate::upstream::{UpstreamError, UpstreamPool};
+
 use crate::body::{self, Body};
 use crate::conn_info::ConnInfo;
 
@@ -44,9 +45,16 @@ impl Default for ForwardOptions {
 
 /// A forwarding client (one per worker thread).
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
+    pool: Arc<UpstreamPool>,
     opts: ForwardOptions,
+    /// The last upstream's authority, parsed once instead of per request.
+    authority: std::sync::Mutex<Option<(SocketAddr, Authority)>>,
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) and their common non-standard kin.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -90,15 +98,25 @@ fn strip_base<'a>(path: &'a str, base: &str) -> Option<&'a str> {
 impl Forwarder {
     /// A forwarder with its own connection pool.
     pub fn new(opts: ForwardOptions) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(opts.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4096)
-            .http2_only(opts.upstream_h2)
-            .build(connector);
-        Forwarder { client, opts }
+        let pool = UpstreamPool::new(opts.upstream_h2, opts.connect_timeout);
+        Forwarder {
+            pool,
+            opts,
+            authority: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn authority(&self, upstream: SocketAddr) -> Authority {
+        let mut cached = self.authority.lock().expect("authority cache lock");
+        match &*cached {
+            Some((addr, a)) if *addr == upstream => a.clone(),
+            _ => {
+                let a = Authority::try_from(upstream.to_string())
+                    .expect("a socket address is an authority");
+                *cached = Some((upstream, a.clone()));
+                a
+            }
+        }
     }
 
     /// Forwards `req` (from `conn`) to `upstream`, adding `extra` headers.
@@ -110,48 +128,53 @@ impl Forwarder {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Response<Body> {
         let (mut parts, incoming) = req.into_parts();
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let pq = match &self.opts.path_base {
-            Some(base) => match strip_base(pq, base) {
-                Some(rest) => rest,
-                None => {
-                    return body::text(
-                        StatusCode::NOT_FOUND,
-                        format!("outside the path base {base}"),
-                    )
+        let path_and_query = match (&self.opts.path_base, parts.uri.path_and_query()) {
+            (None, Some(pq)) => pq.clone(),
+            (None, None) => PathAndQuery::from_static("/"),
+            (Some(base), pq) => {
+                let pq = pq.map(|p| p.as_str()).unwrap_or("/");
+                match strip_base(pq, base).map(PathAndQuery::try_from) {
+                    Some(Ok(rest)) => rest,
+                    _ => {
+                        return body::text(
+                            StatusCode::NOT_FOUND,
+                            format!("outside the path base {base}"),
+                        )
+                    }
                 }
-            },
-            None => pq,
-        };
-        let uri: Uri = match format!("http://{upstream}{pq}").parse() {
-            Ok(u) => u,
-            Err(e) => {
-                return body::text(StatusCode::BAD_REQUEST, format!("bad request target: {e}"))
             }
         };
-        let host = request_host(&Request::from_parts(parts.clone(), ()));
+        // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
+        let host = match parts.uri.authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => parts.headers.get(header::HOST).cloned(),
+        };
+        // HTTP/1.1 sends the origin form (`/path`); HTTP/2 needs scheme and authority.
+        let mut uri = http::uri::Parts::default();
+        if self.opts.upstream_h2 {
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(self.authority(upstream));
+        }
+        uri.path_and_query = Some(path_and_query);
+        let uri = Uri::from_parts(uri).expect("scheme, authority and path make a valid URI");
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
-        if let Ok(h) = HeaderValue::from_str(&host) {
+        if let Some(h) = host {
             headers.insert(header::HOST, h.clone());
-            headers.insert("x-forwarded-host", h);
+            headers.insert(X_FORWARDED_HOST, h);
         }
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prev) => format!("{prev}, {}", conn.remote.ip()),
             None => conn.remote.ip().to_string(),
         };
         headers.insert(
-            "x-forwarded-for",
+            X_FORWARDED_FOR,
             HeaderValue::from_str(&xff).expect("ip is a valid header"),
         );
-        headers.insert("x-forwarded-proto", HeaderValue::from_static(conn.scheme()));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(conn.scheme()));
         if let Some(base) = &self.opts.path_base {
             if let Ok(v) = HeaderValue::from_str(base) {
-                headers.insert("x-forwarded-prefix", v);
+                headers.insert(X_FORWARDED_PREFIX, v);
             }
         }
         for (k, v) in extra {
@@ -167,12 +190,8 @@ impl Forwarder {
         let body = http_body_util::Limited::new(incoming, limit).boxed_unsync();
         let upstream_req = Request::from_parts(parts, body);
 
-        let result = tokio::time::timeout(
-            self.opts.response_timeout,
-            self.client.request(upstream_req),
-        )
-        .await;
-        match result {
+        let sent = self.pool.send(upstream, upstream_req);
+        match tokio::time::timeout(self.opts.response_timeout, sent).await {
             Err(_) => body::text(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
@@ -180,21 +199,17 @@ impl Forwarder {
                     self.opts.response_timeout
                 ),
             ),
-            Ok(Err(e)) => upstream_error(&e, upstream, limit),
+            Ok(Err(e)) => upstream_error(&e, limit),
             Ok(Ok(resp)) => {
-                let (mut parts, incoming) = resp.into_parts();
+                let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, incoming.map_err(Into::into).boxed_unsync())
+                Response::from_parts(parts, body)
             }
         }
     }
 }
 
-fn upstream_error(
-    e: &hyper_util::client::legacy::Error,
-    upstream: SocketAddr,
-    limit: usize,
-) -> Response<Body> {
+fn upstream_error(e: &UpstreamError, limit: usize) -> Response<Body> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {
@@ -205,18 +220,7 @@ fn upstream_error(
         }
         source = err.source();
     }
-    let what = if e.is_connect() {
-        "cannot connect to"
-    } else {
-        "error from"
-    };
-    let detail = std::error::Error::source(e)
-        .map(|s| format!(": {s}"))
-        .unwrap_or_default();
-    body::text(
-        StatusCode::BAD_GATEWAY,
-        format!("bad gateway: {what} upstream {upstream}{detail}"),
-    )
+    body::text(StatusCode::BAD_GATEWAY, format!("bad gateway: {e}"))
 }
 
 #[cfg(test)]

@@ -18,3 +18,4 @@ pub mod proxy;
 pub mod run;
 pub mod server;
 pub mod tls;
+pub mod upstream;

@@ -7,6 +7,11 @@ use clap::Parser;
 use sut::cli::{Cli, UsageError};
 use sut::server::ServerError;
 
+// Servers allocate per request (headers, bodies, tasks); mimalloc's thread-local free
+// lists cost less than glibc's arenas there (measured with scripts/bench-servers.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Servers under test against nginx and HAProxy, side by side, in one run.
+#
+#   scripts/bench-servers.sh            # 10 s per measurement
+#   DURATION=30 scripts/bench-servers.sh
+#
+# Pins each server to core 1 and h2load to core 0 (with a proxy, its backend `sut app`
+# shares core 0 with h2load, identically for every proxy). Prints requests/s and the ratio
+# of sut to its peer:
+#   edge:  sut edge vs nginx (1 worker, same 13-byte response)
+#          h1 cleartext, 64 connections; h2 over TLS (ECDSA P-256), 16 connections x 16 streams
+#   proxy: sut proxy vs nginx and HAProxy over the same backend, TLS at the edge,
+#          h1 64 connections and h2 16x16
+# Needs: nginx, haproxy, h2load (scripts/setup.sh), taskset, perl, openssl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+
+for tool in h2load nginx haproxy taskset openssl perl; do
+  command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {
+    echo "bench-servers: $tool is missing (run scripts/setup.sh)" >&2; exit 2; }
+done
+export PATH="$PATH:/usr/sbin"
+
+cargo build --release -q -p sut
+SUT=target/release/sut
+work=$(mktemp -d /tmp/h2lab-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}" ${pids_backend:-}; do [ -n "$p" ] && kill -TERM -- "-$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport'; }
+
+# One ECDSA P-256 certificate for every server, so the handshakes cost the same.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
+user=""; [ "$(id -u)" = 0 ] && user="user nobody nogroup;"
+
+# Starts a command pinned to the server core in its own process group; sets $started.
+start_pinned() {
+  setsid taskset -c "$SERVER_CPU" "$@" >"$work/out.$#.$RANDOM" 2>>"$work/servers.log" &
+  started=$!
+  pids+=("$started")
+}
+
+# Starts `sut ARGS` pinned, waits for its readiness line, sets $addr.
+start_sut() {
+  local out="$work/sut.$RANDOM"
+  setsid taskset -c "$SERVER_CPU" "$SUT" "$@" >"$out" 2>>"$work/servers.log" &
+  pids+=("$!")
+  for _ in $(seq 1 500); do
+    if [ -s "$out" ]; then addr=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out"); return; fi
+    sleep 0.02
+  done
+  echo "bench-servers: sut $1 did not start" >&2; exit 1
+}
+
+wait_port() {
+  for _ in $(seq 1 500); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    sleep 0.02
+  done
+  echo "bench-servers: nothing listens on $1" >&2; exit 1
+}
+
+stop_all() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -TERM -- "-$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+
+render() { # template output key=value...
+  local tpl=$1 out=$2; shift 2
+  cp "$tpl" "$out"
+  for kv in "$@"; do
+    local k=${kv%%=*} v=${kv#*=}
+    v=${v//\//\\/}
+    sed -i "s/{{$k}}/$v/g" "$out"
+  done
+}
+
+# h2load pinned to the client core; prints requests/s, fails when any request failed.
+load() { # url h2load-args...
+  local url=$1; shift
+  local out
+  out=$(taskset -c "$CLIENT_CPU" h2load "$@" -D "$DURATION" --warm-up-time "$WARMUP" "$url" 2>&1)
+  local rps failed non2xx
+  rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
+  failed=$(echo "$out" | sed -n 's/^requests: .* \([0-9]*\) failed.*/\1/p')
+  non2xx=$(echo "$out" | sed -n 's/^status codes: [0-9]* 2xx, \([0-9]*\) 3xx, \([0-9]*\) 4xx, \([0-9]*\) 5xx/\1 \2 \3/p')
+  if [ -z "$rps" ] || [ "${failed:-1}" != 0 ] || [ "$non2xx" != "0 0 0" ]; then
+    echo "bench-servers: h2load reported failures for $url:" >&2; echo "$out" >&2; exit 1
+  fi
+  printf '%.0f' "$rps"
+}
+
+ONLY=${ONLY:-all}   # edge, proxy or all
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+H1=(--h1 -c 64 -t 1)
+H2=(-c 16 -m 16 -t 1)
+declare -A R
+
+if [ "$ONLY" != proxy ]; then
+echo "== edge: sut edge vs nginx (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s) =="
+for stack in rustls openssl; do
+  start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn --tls "$stack" --cert "$work/cert.pem" --key "$work/key.pem"
+  R[edge_h2_$stack]=$(load "https://$addr/plaintext" "${H2[@]}")
+  stop_all
+done
+start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn
+R[edge_h1]=$(load "http://$addr/plaintext" "${H1[@]}")
+stop_all
+
+p_tls=$(free_port); p_clear=$(free_port)
+mkdir -p "$work/nginx"; chmod 755 "$work/nginx"
+render servers-under-test/templates/nginx-static.conf "$work/nginx/nginx.conf" \
+  dir="$work/nginx" workers=1 user="$user" listen="127.0.0.1:$p_tls" listen_clear="127.0.0.1:$p_clear" \
+  chain="$work/cert.pem" key="$work/key.pem"
+start_pinned nginx -c "$work/nginx/nginx.conf" -p "$work/nginx"
+wait_port "$p_tls"
+R[nginx_h1]=$(load "http://127.0.0.1:$p_clear/plaintext" "${H1[@]}")
+R[nginx_h2]=$(load "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}")
+stop_all
+
+printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
+printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${R[edge_h1]}" "${R[nginx_h1]}" "$(ratio "${R[edge_h1]}" "${R[nginx_h1]}")"
+printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut rustls)" "${R[edge_h2_rustls]}" "${R[nginx_h2]}" "$(ratio "${R[edge_h2_rustls]}" "${R[nginx_h2]}")"
+printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut openssl)" "${R[edge_h2_openssl]}" "${R[nginx_h2]}" "$(ratio "${R[edge_h2_openssl]}" "${R[nginx_h2]}")"
+fi
+[ "$ONLY" = edge ] && exit 0
+
+echo
+echo "== proxy: sut proxy vs nginx vs HAProxy (proxy on core $SERVER_CPU; backend sut app and h2load on core $CLIENT_CPU) =="
+# The backend is started unpinned-by-start_pinned: it shares the client core.
+out="$work/backend"
+setsid taskset -c "$CLIENT_CPU" "$SUT" app --listen 127.0.0.1:0 --workers 1 --log warn >"$out" 2>>"$work/servers.log" &
+backend_pid=$!
+pids_backend=$backend_pid
+for _ in $(seq 1 500); do [ -s "$out" ] && break; sleep 0.02; done
+backend=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out")
+
+start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend"
+R[sut_p_h1]=$(load "https://$addr/plaintext" "${H1[@]}")
+R[sut_p_h2]=$(load "https://$addr/plaintext" "${H2[@]}")
+stop_all
+
+port=$(free_port); mkdir -p "$work/np"; chmod 755 "$work/np"
+render servers-under-test/templates/nginx.conf "$work/np/nginx.conf" dir="$work/np" workers=1 user="$user" \
+  listen="127.0.0.1:$port" backend="$backend" chain="$work/cert.pem" key="$work/key.pem"
+start_pinned nginx -c "$work/np/nginx.conf" -p "$work/np"
+wait_port "$port"
+R[nginx_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
+R[nginx_p_h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
+stop_all
+
+port=$(free_port); mkdir -p "$work/hp"
+cp "$work/combined.pem" "$work/hp/cert.pem"
+render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$work/hp" workers=1 \
+  listen="127.0.0.1:$port" backend="$backend" backend_proto="" maxconn=4000
+start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
+wait_port "$port"
+R[haproxy_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
+R[haproxy_p_h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
+stop_all
+kill -TERM -- "-$backend_pid" 2>/dev/null || true
+wait "$backend_pid" 2>/dev/null || true
+pids_backend=""
+
+best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
+printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
+for w in h1 h2; do
+  b=$(best "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}")
+  label="$w TLS"; [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
+  printf '%-24s %10s %10s %10s %14s\n' "$label" "${R[sut_p_$w]}" "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}" "$(ratio "${R[sut_p_$w]}" "$b")"
+done
