@@ -153,6 +153,9 @@ start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert 
 R[sut_p_h1]=$(load "https://$addr/plaintext" "${H1[@]}")
 R[sut_p_h2]=$(load "https://$addr/plaintext" "${H2[@]}")
 stop_all
+start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend" --upstream-proto h2
+R[sut_p_h2h2]=$(load "https://$addr/plaintext" "${H2[@]}")
+stop_all
 
 port=$(free_port); mkdir -p "$work/np"; chmod 755 "$work/np"
 render servers-under-test/templates/nginx.conf "$work/np/nginx.conf" dir="$work/np" workers=1 user="$user" \
@@ -172,6 +175,13 @@ wait_port "$port"
 R[haproxy_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
 R[haproxy_p_h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
 stop_all
+# Same again with an HTTP/2 (h2c) hop to the backend; nginx 1.22 cannot do that.
+render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$work/hp" workers=1 \
+  listen="127.0.0.1:$port" backend="$backend" backend_proto="proto h2" maxconn=4000
+start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
+wait_port "$port"
+R[haproxy_p_h2h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
+stop_all
 kill -TERM -- "-$backend_pid" 2>/dev/null || true
 wait "$backend_pid" 2>/dev/null || true
 pids_backend=""
@@ -183,3 +193,4 @@ for w in h1 h2; do
   label="$w TLS"; [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
   printf '%-24s %10s %10s %10s %14s\n' "$label" "${R[sut_p_$w]}" "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}" "$(ratio "${R[sut_p_$w]}" "$b")"
 done
+printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${R[sut_p_h2h2]}" "n/a" "${R[haproxy_p_h2h2]}" "$(ratio "${R[sut_p_h2h2]}" "${R[haproxy_p_h2h2]}")"
