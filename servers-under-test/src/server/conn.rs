@@ -308,7 +308,10 @@ async fn respond<H: Handler>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > info.max_body) {
+    if let Some(n) = declared.filter(|n| *n > info.max_body) {
+        if req.version() == http::Version::HTTP_2 && n <= DRAIN_CAP {
+            drain(req.into_body(), ctx.limits.header_timeout).await;
+        }
         return body::text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over the limit of {} bytes", info.max_body),
@@ -337,6 +340,18 @@ async fn respond<H: Handler>(
         }
     }
     ctx.handler.clone().handle(req, info).await
+}
+
+/// Largest oversized HTTP/2 body read and discarded before answering 413.
+const DRAIN_CAP: u64 = 1 << 20;
+
+/// Reads and discards a request body (bounded by [`DRAIN_CAP`] and `timeout`). On HTTP/2,
+/// answering before the body is in makes the server reset the stream right after its
+/// response, and some clients (curl 7.88) then report the reset instead of the 413.
+async fn drain(body: Incoming, timeout: Duration) {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, DRAIN_CAP as usize);
+    let _ = tokio::time::timeout(timeout, limited.collect()).await;
 }
 
 /// A hyper connection that can be asked to finish gracefully.
