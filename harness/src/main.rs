@@ -1,39 +1,105 @@
-//! `h2lab`: the lab's command-line interface. Thin: parse flags, call the library, map
-//! the outcome to an exit code (0 ok, 1 the measured thing failed, 2 bad input).
+//! `h2lab`: thin over the library. Parses flags, runs, writes results, maps the outcome
+//! to an exit code: 0 ok; 1 the run completed but every request failed; 2 bad usage or
+//! input; 130 / 143 interrupted by SIGINT / SIGTERM (results recorded so far are written).
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-
-/// h2lab: a performance test harness and HTTP/2 negotiation lab.
-#[derive(Debug, Parser)]
-#[command(name = "h2lab", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print where the lab finds its servers under test and which real proxies are installed.
-    Doctor,
-}
+use anyhow::Context;
+use clap::Parser;
+use h2lab::cli::{Cli, Command, UsageError};
+use h2lab::load::{self, Shared};
+use h2lab::output::{self, progress::Live};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Doctor => {
-            match h2lab_common::launch::locate_sut() {
-                Ok(p) => println!("sut: {}", p.display()),
-                Err(e) => println!("sut: {e}"),
-            }
-            for kind in h2lab_common::launch::ProxyKind::ALL {
-                match kind.version() {
-                    Some(v) => println!("{}: {v}", kind.name()),
-                    None => println!("{}: not installed ({})", kind.name(), kind.install_hint()),
-                }
-            }
-            ExitCode::SUCCESS
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("H2LAB_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Load(args) => run_load(&args),
+        Command::Doctor => doctor(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("h2lab: error: {e:#}");
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    e.downcast_ref::<load::LoadError>(),
+                    Some(load::LoadError::Tls(_) | load::LoadError::Request(_))
+                );
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+fn run_load(args: &h2lab::cli::load::LoadArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.to_config()?;
+    let sigint = Arc::new(AtomicBool::new(false));
+    let sigterm = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        connections: cfg.connections,
+        ..Shared::default()
+    });
+    // Both signals stop the run; which one decides the exit code.
+    let stop = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &sigint),
+        (signal_hook::consts::SIGTERM, &sigterm),
+    ] {
+        signal_hook::flag::register(sig, flag.clone()).context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    let live = Live::new(args.quiet);
+    let watch_shared = shared.clone();
+    let run = load::run(&cfg, shared, |p| {
+        if stop.load(Ordering::Relaxed) {
+            watch_shared.stop.store(true, Ordering::Relaxed);
+        }
+        live.update(p);
+    })?;
+    live.finish();
+    let result = output::result::build(&cfg, &run);
+    if let Some(path) = &args.json {
+        output::atomic_write(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &result).map_err(std::io::Error::other)?;
+            std::io::Write::write_all(w, b"\n")
+        })
+        .with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    if let Some(path) = &args.hlog {
+        h2lab::record::hlog::write(path, run.started, &run.intervals)
+            .with_context(|| format!("cannot write --hlog {}", path.display()))?;
+    }
+    print!("{}", output::summary::render(&result));
+    Ok(if sigint.load(Ordering::Relaxed) {
+        ExitCode::from(130)
+    } else if sigterm.load(Ordering::Relaxed) {
+        ExitCode::from(143)
+    } else if result.summary.ok == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn doctor() -> anyhow::Result<ExitCode> {
+    match h2lab_common::launch::locate_sut() {
+        Ok(p) => println!("sut: {}", p.display()),
+        Err(e) => println!("sut: {e}"),
+    }
+    for kind in h2lab_common::launch::ProxyKind::ALL {
+        match kind.version() {
+            Some(v) => println!("{}: {v}", kind.name()),
+            None => println!("{}: not installed ({})", kind.name(), kind.install_hint()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

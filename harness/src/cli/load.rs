@@ -1,0 +1,407 @@
+//! `h2lab load`: flags in the spirit of wrk2, h2load and oha, validated into a
+//! [`LoadConfig`].
+
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::UsageError;
+use crate::model::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig, TlsClientStack};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration such as 10s or 1m: {e}"))
+}
+
+/// Flags of `h2lab load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Target URL, then more URLs (same origin) or paths used round-robin.
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Connections, all workers together.
+    #[arg(short = 'c', long, default_value_t = 16, value_name = "N")]
+    pub connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(short = 'm', long, default_value_t = 1, value_name = "N")]
+    pub streams: usize,
+    /// Measured duration, e.g. 10s or 1m (default 10s unless -n is given).
+    #[arg(short = 'd', long, value_parser = duration, value_name = "DUR")]
+    pub duration: Option<Duration>,
+    /// Warmup before the measured phase (recorded apart).
+    #[arg(long, value_parser = duration, default_value = "0s", value_name = "DUR")]
+    pub warmup: Duration,
+    /// Stop after this many measured requests.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub requests: Option<u64>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Open loop: constant arrival rate in requests/s overall; latency counts from each
+    /// request's intended send time (coordinated omission corrected).
+    #[arg(short = 'r', long, value_name = "REQ/S")]
+    pub rate: Option<f64>,
+    /// Protocol: auto (ALPN decides over TLS), h1, h2, h2c (prior knowledge), h2c-upgrade.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub proto: Proto,
+    /// ALPN offer, comma-separated; an empty string sends no ALPN extension.
+    #[arg(long, value_name = "LIST")]
+    pub alpn: Option<String>,
+    /// Client TLS implementation.
+    #[arg(long, value_enum, default_value = "rustls")]
+    pub tls_stack: TlsClientStack,
+    /// Lowest TLS version offered (1.2 or 1.3).
+    #[arg(long, value_name = "VER")]
+    pub tls_min: Option<String>,
+    /// Highest TLS version offered (1.2 or 1.3).
+    #[arg(long, value_name = "VER")]
+    pub tls_max: Option<String>,
+    /// TLS 1.2 cipher list (OpenSSL syntax, or rustls suite names).
+    #[arg(long, value_name = "LIST")]
+    pub ciphers: Option<String>,
+    /// TLS 1.3 cipher suites.
+    #[arg(long, value_name = "LIST")]
+    pub tls13_suites: Option<String>,
+    /// Trust this CA certificate (PEM) instead of the built-in roots.
+    #[arg(long, value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the server certificate.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Server name to send (SNI) and verify (default: the URL's host).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Request method.
+    #[arg(short = 'X', long, default_value = "GET", value_name = "METHOD")]
+    pub method: String,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body from a file.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<PathBuf>,
+    /// Per-request timeout (also bounds the drain at the end).
+    #[arg(long, value_parser = duration, default_value = "10s", value_name = "DUR")]
+    pub timeout: Duration,
+    /// Write the result (schema h2lab.result/v1) here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (.hlog) here.
+    #[arg(long, value_name = "PATH")]
+    pub hlog: Option<PathBuf>,
+    /// No live progress.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+struct Origin {
+    scheme: String,
+    host: String,
+    authority: String,
+    port: u16,
+}
+
+fn parse_origin(url: &str) -> Result<(Origin, String), UsageError> {
+    let bad = |why: &str| UsageError(format!("URL `{url}`: {why}"));
+    let uri: http::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| bad("needs http:// or https://"))?
+        .to_string();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("only http:// and https:// are supported"));
+    }
+    let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+    let port = authority
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    Ok((
+        Origin {
+            scheme,
+            host,
+            authority: authority.as_str().to_string(),
+            port,
+        },
+        path,
+    ))
+}
+
+impl LoadArgs {
+    /// Validates the flags into a configuration.
+    pub fn to_config(&self) -> Result<LoadConfig, UsageError> {
+        let (origin, first_path) = parse_origin(&self.urls[0])?;
+        let mut targets = vec![Target { path: first_path }];
+        for more in &self.urls[1..] {
+            if more.starts_with('/') {
+                targets.push(Target { path: more.clone() });
+                continue;
+            }
+            let (o, path) = parse_origin(more)?;
+            if o.scheme != origin.scheme || o.authority != origin.authority {
+                return Err(UsageError(format!(
+                    "URL `{more}`: every URL must share the first one's scheme, host and port"
+                )));
+            }
+            targets.push(Target { path });
+        }
+        let addr = (origin.host.as_str(), origin.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                UsageError(format!(
+                    "URL `{}`: cannot resolve `{}`: {e}",
+                    self.urls[0], origin.host
+                ))
+            })?
+            .next()
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "URL `{}`: `{}` has no address",
+                    self.urls[0], origin.host
+                ))
+            })?;
+        if self.connections == 0 {
+            return Err(UsageError("-c/--connections must be at least 1".into()));
+        }
+        if self.streams == 0 {
+            return Err(UsageError("-m/--streams must be at least 1".into()));
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(UsageError(format!(
+                    "-r/--rate {r}: must be a positive number of requests per second"
+                )));
+            }
+        }
+        if self.requests == Some(0) {
+            return Err(UsageError("-n/--requests must be at least 1".into()));
+        }
+        if self.threads == Some(0) {
+            return Err(UsageError("--threads must be at least 1".into()));
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(UsageError("-d/--duration must be longer than zero".into()));
+        }
+        let tls_flags = [
+            (self.alpn.is_some(), "--alpn"),
+            (self.tls_min.is_some(), "--tls-min"),
+            (self.tls_max.is_some(), "--tls-max"),
+            (self.ciphers.is_some(), "--ciphers"),
+            (self.tls13_suites.is_some(), "--tls13-suites"),
+            (self.cacert.is_some(), "--cacert"),
+            (self.insecure, "--insecure"),
+            (self.sni.is_some(), "--sni"),
+        ];
+        let https = origin.scheme == "https";
+        match (self.proto, https) {
+            (Proto::H2c | Proto::H2cUpgrade, true) => {
+                return Err(UsageError("--proto h2c and h2c-upgrade are cleartext: use an http:// URL (or --proto h2 over TLS)".into()))
+            }
+            (Proto::H2, false) => return Err(UsageError("--proto h2 needs an https:// URL; for cleartext use --proto h2c".into())),
+            _ => {}
+        }
+        if !https {
+            if let Some((_, flag)) = tls_flags.iter().find(|(set, _)| *set) {
+                return Err(UsageError(format!("{flag} applies to https:// URLs only")));
+            }
+        }
+        let body = match (&self.body, &self.body_file) {
+            (Some(b), _) => b.clone().into_bytes(),
+            (None, Some(p)) => std::fs::read(p)
+                .map_err(|e| UsageError(format!("--body-file {}: {e}", p.display())))?,
+            (None, None) => Vec::new(),
+        };
+        if self.proto == Proto::H2cUpgrade
+            && (!body.is_empty() || !self.method.eq_ignore_ascii_case("GET"))
+        {
+            return Err(UsageError("--proto h2c-upgrade sends GET requests without a body (the Upgrade request cannot carry one)".into()));
+        }
+        let mut headers = Vec::new();
+        for h in &self.headers {
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| UsageError(format!("-H `{h}`: expected `Name: value`")))?;
+            let (k, v) = (k.trim(), v.trim());
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || http::HeaderValue::from_str(v).is_err()
+            {
+                return Err(UsageError(format!("-H `{h}`: not a valid header")));
+            }
+            headers.push((k.to_string(), v.to_string()));
+        }
+        if http::Method::from_bytes(self.method.as_bytes()).is_err() {
+            return Err(UsageError(format!(
+                "-X `{}`: not a valid method",
+                self.method
+            )));
+        }
+        let tls = https.then(|| TlsClientConfig {
+            stack: self.tls_stack,
+            min: self.tls_min.clone(),
+            max: self.tls_max.clone(),
+            ciphers: self.ciphers.clone(),
+            tls13_suites: self.tls13_suites.clone(),
+            alpn: match &self.alpn {
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                None => match self.proto {
+                    Proto::H1 => vec!["http/1.1".into()],
+                    Proto::H2 => vec!["h2".into()],
+                    _ => vec!["h2".into(), "http/1.1".into()],
+                },
+            },
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            sni: self.sni.clone().unwrap_or_else(|| origin.host.clone()),
+        });
+        if let Some(t) = &tls {
+            for v in [&t.min, &t.max].into_iter().flatten() {
+                if v != "1.2" && v != "1.3" {
+                    return Err(UsageError(format!(
+                        "--tls-min/--tls-max `{v}`: expected 1.2 or 1.3"
+                    )));
+                }
+            }
+        }
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        Ok(LoadConfig {
+            url: self.urls[0].clone(),
+            scheme: origin.scheme,
+            authority: origin.authority,
+            addr,
+            targets,
+            method: self.method.to_ascii_uppercase(),
+            headers,
+            body_bytes: body.len(),
+            body,
+            proto: self.proto,
+            tls,
+            connections: self.connections,
+            streams: self.streams,
+            threads: threads.min(self.connections),
+            duration: match (self.duration, self.requests) {
+                (None, None) => Some(Duration::from_secs(10)),
+                (d, _) => d,
+            },
+            warmup: self.warmup,
+            requests: self.requests,
+            model: match self.rate {
+                Some(rate) => LoadModel::Open { rate },
+                None => LoadModel::Closed,
+            },
+            timeout: self.timeout,
+            keep_alive: true,
+            pipelining: false,
+            tls_resumption: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<LoadConfig, String> {
+        let cli = crate::cli::Cli::try_parse_from(
+            std::iter::once("h2lab")
+                .chain(["load"])
+                .chain(args.iter().copied()),
+        )
+        .map_err(|e| e.to_string())?;
+        let crate::cli::Command::Load(a) = cli.command else {
+            unreachable!()
+        };
+        a.to_config().map_err(|e| e.0)
+    }
+
+    #[test]
+    fn defaults_and_round_robin_paths() {
+        let c = parse(&[
+            "http://127.0.0.1:8080/a",
+            "/b",
+            "http://127.0.0.1:8080/c?x=1",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.targets
+                .iter()
+                .map(|t| t.path.as_str())
+                .collect::<Vec<_>>(),
+            ["/a", "/b", "/c?x=1"]
+        );
+        assert_eq!(c.duration, Some(Duration::from_secs(10)));
+        assert_eq!(c.model, LoadModel::Closed);
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        for (args, flag) in [
+            (vec!["http://127.0.0.1:1/", "--cacert", "x.pem"], "--cacert"),
+            (vec!["http://127.0.0.1:1/", "--proto", "h2"], "--proto h2"),
+            (
+                vec!["https://127.0.0.1:1/", "--proto", "h2c"],
+                "--proto h2c",
+            ),
+            (vec!["http://127.0.0.1:1/", "-r", "-5"], "--rate"),
+            (vec!["http://127.0.0.1:1/", "-c", "0"], "--connections"),
+            (vec!["http://127.0.0.1:1/", "-H", "nocolon"], "-H"),
+            (
+                vec!["https://127.0.0.1:1/", "--tls-min", "1.1"],
+                "--tls-min",
+            ),
+            (vec!["http://127.0.0.1:1/", "http://other:2/"], "share"),
+            (vec!["ftp://127.0.0.1:1/"], "http://"),
+            (
+                vec![
+                    "http://127.0.0.1:1/",
+                    "--proto",
+                    "h2c-upgrade",
+                    "--body",
+                    "x",
+                ],
+                "h2c-upgrade",
+            ),
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+        assert!(parse(&["http://127.0.0.1:1/", "-d", "soon"])
+            .unwrap_err()
+            .contains("soon"));
+    }
+
+    #[test]
+    fn alpn_offer_follows_proto_unless_given() {
+        let c = parse(&["https://localhost:1/", "--proto", "h1"]).unwrap();
+        assert_eq!(c.tls.unwrap().alpn, ["http/1.1"]);
+        let c = parse(&["https://localhost:1/", "--alpn", ""]).unwrap();
+        assert!(c.tls.unwrap().alpn.is_empty());
+        let c = parse(&["https://localhost:1/", "-r", "100"]).unwrap();
+        assert_eq!(c.model, LoadModel::Open { rate: 100.0 });
+        assert_eq!(c.tls.unwrap().sni, "localhost");
+    }
+}

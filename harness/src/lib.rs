@@ -1,0 +1,12 @@
+//! h2lab: a performance test harness and HTTP/2 negotiation lab.
+//!
+//! Data flows one way: configuration (`cli`, `model`) -> load engine (`load`, with client
+//! `tls`) -> recording (`record`) -> outputs (`output`: result JSON, interval logs,
+//! summary).
+
+pub mod cli;
+pub mod load;
+pub mod model;
+pub mod output;
+pub mod record;
+pub mod tls;

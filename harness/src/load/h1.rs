@@ -1,0 +1,304 @@
+//! The HTTP/1.1 connection driver: writes each prepared request, parses the response head
+//! in place with httparse and skips the body by length or chunking without copying it.
+//! No pipelining: one request in flight per connection.
+
+use std::io;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::conn::{ConnCtx, End};
+use super::source::Next;
+use crate::record::Sample;
+
+/// How one exchange failed.
+#[derive(Debug)]
+pub enum H1Error {
+    /// I/O failed (reset, closed early...).
+    Io(io::Error),
+    /// The response could not be parsed.
+    Parse(String),
+}
+
+impl H1Error {
+    /// Error class for the recorder.
+    pub fn class(&self) -> String {
+        match self {
+            H1Error::Io(e) => super::conn::io_class(e),
+            H1Error::Parse(what) => format!("protocol:{what}"),
+        }
+    }
+}
+
+impl From<io::Error> for H1Error {
+    fn from(e: io::Error) -> Self {
+        H1Error::Io(e)
+    }
+}
+
+struct Head {
+    status: u16,
+    body: BodyLen,
+    close: bool,
+}
+
+enum BodyLen {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, H1Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(H1Error::Parse(e.to_string().replace(' ', "_"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut len = None;
+    let mut chunked = false;
+    let mut close = resp.version == Some(0);
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if len.is_none() {
+                return Err(H1Error::Parse("bad_content_length".into()));
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = h.value.to_ascii_lowercase();
+            if v.windows(5).any(|w| w == b"close") {
+                close = true;
+            } else if v.windows(10).any(|w| w == b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    let body = if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        BodyLen::None
+    } else if chunked {
+        BodyLen::Chunked
+    } else if let Some(l) = len {
+        BodyLen::Length(l)
+    } else {
+        close = true;
+        BodyLen::UntilClose
+    };
+    Ok(Some((
+        n,
+        Head {
+            status,
+            body,
+            close,
+        },
+    )))
+}
+
+async fn fill<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Result<(), H1Error> {
+    buf.reserve(16 * 1024);
+    if s.read_buf(buf).await? == 0 {
+        return Err(H1Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "closed",
+        )));
+    }
+    Ok(())
+}
+
+async fn skip<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    mut n: u64,
+) -> Result<(), H1Error> {
+    loop {
+        let take = (buf.len() as u64).min(n);
+        buf.advance(take as usize);
+        n -= take;
+        if n == 0 {
+            return Ok(());
+        }
+        // The buffer is empty here: reuse it instead of growing it for large bodies.
+        buf.clear();
+        fill(s, buf).await?;
+    }
+}
+
+async fn skip_chunked<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Result<(), H1Error> {
+    loop {
+        let line_end = loop {
+            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                break i;
+            }
+            if buf.len() > 4096 {
+                return Err(H1Error::Parse("chunk_size_line_too_long".into()));
+            }
+            fill(s, buf).await?;
+        };
+        let line = std::str::from_utf8(&buf[..line_end])
+            .map_err(|_| H1Error::Parse("bad_chunk_size".into()))?;
+        let size = u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| H1Error::Parse("bad_chunk_size".into()))?;
+        buf.advance(line_end + 2);
+        if size == 0 {
+            // Trailers end with an empty line.
+            loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    let empty = i == 0;
+                    buf.advance(i + 2);
+                    if empty {
+                        return Ok(());
+                    }
+                } else {
+                    fill(s, buf).await?;
+                }
+            }
+        }
+        skip(s, buf, size + 2).await?;
+    }
+}
+
+/// One request/response exchange. Returns (status, first byte time, keep-alive).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    req: &[u8],
+    head_request: bool,
+    buf: &mut BytesMut,
+) -> Result<(u16, Instant, bool), H1Error> {
+    s.write_all(req).await?;
+    let mut first_byte = None;
+    let (n, head) = loop {
+        if !buf.is_empty() {
+            first_byte.get_or_insert_with(Instant::now);
+            if let Some(parsed) = parse_head(buf, head_request)? {
+                break parsed;
+            }
+        }
+        fill(s, buf).await?;
+    };
+    let first_byte = first_byte.unwrap_or_else(Instant::now);
+    buf.advance(n);
+    match head.body {
+        BodyLen::None => {}
+        BodyLen::Length(l) => skip(s, buf, l).await?,
+        BodyLen::Chunked => skip_chunked(s, buf).await?,
+        BodyLen::UntilClose => loop {
+            buf.clear();
+            buf.reserve(16 * 1024);
+            if s.read_buf(buf).await? == 0 {
+                break;
+            }
+        },
+    }
+    Ok((head.status, first_byte, !head.close))
+}
+
+/// Drives one HTTP/1.1 connection until the source is done or the connection ends.
+pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -> End {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let ticket = loop {
+            match ctx.source.next() {
+                Next::Go(t) => break t,
+                Next::Done => return End::Finished,
+                Next::Wait => ctx.source.notified().await,
+            }
+        };
+        let req = ctx.pick();
+        let sent = Instant::now();
+        let result =
+            tokio::time::timeout(ctx.timeout, exchange(&mut s, &req.h1, req.head, &mut buf)).await;
+        let now = Instant::now();
+        match result {
+            Ok(Ok((status, first_byte, keep_alive))) => {
+                ctx.recorder.borrow_mut().ok(
+                    Sample {
+                        intended: ticket.intended,
+                        sent,
+                        first_byte,
+                        done: now,
+                        status,
+                    },
+                    ticket.warmup,
+                );
+                if !keep_alive {
+                    return End::Closed;
+                }
+            }
+            Ok(Err(e)) => {
+                ctx.recorder
+                    .borrow_mut()
+                    .error(&e.class(), ticket.intended, now, ticket.warmup);
+                return End::Closed;
+            }
+            Err(_) => {
+                ctx.recorder
+                    .borrow_mut()
+                    .error("timeout", ticket.intended, now, ticket.warmup);
+                return End::Closed;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_length_chunked_and_close_delimited_bodies() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        let responses: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello\
+HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n\
+HTTP/1.1 204 No Content\r\n\r\n\
+HTTP/1.0 200 OK\r\n\r\nuntil close";
+        server.write_all(responses).await.unwrap();
+        drop(server);
+        let mut buf = BytesMut::new();
+        let mut sink = Vec::new();
+        let mut rw = tokio::io::join(&mut client, &mut sink);
+        assert_eq!(
+            exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+        assert_eq!(
+            exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
+                .await
+                .unwrap()
+                .0,
+            201
+        );
+        let (status, _, keep) = exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!((status, keep), (204, true));
+        let (status, _, keep) = exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!((status, keep), (200, false));
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_not_a_panic() {
+        assert!(matches!(
+            parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false),
+            Err(H1Error::Parse(_))
+        ));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false),
+            Err(H1Error::Parse(_))
+        ));
+    }
+}

@@ -1,0 +1,343 @@
+//! The load engine. One current-thread runtime per worker thread, each owning its
+//! connections, its recorder and its share of the schedule; no locks on the request
+//! path. Workers hand one interval of recordings per second to the collector, which
+//! merges them exactly into per-second intervals and totals.
+
+pub mod conn;
+pub mod h1;
+pub mod h2;
+pub mod request;
+pub mod schedule;
+pub mod source;
+pub mod upgrade;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::model::{LoadConfig, LoadModel};
+use crate::record::hlog::TimedInterval;
+use crate::record::{Interval, Recorder};
+use crate::tls::{ClientTls, TlsConfigError};
+use conn::{ConnCtx, Negotiation};
+use source::{Phases, Source};
+
+/// Flags and counters shared by all workers.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Ctrl-C / SIGTERM: stop sending, drain briefly.
+    pub stop: AtomicBool,
+    /// Every connection is failing: give up.
+    pub abort: AtomicBool,
+    /// At least one connection was established.
+    pub connected: AtomicBool,
+    /// Connection attempts that failed.
+    pub connect_failures: AtomicU64,
+    /// Connections configured (all workers).
+    pub connections: usize,
+}
+
+/// Messages from workers to the collector.
+#[derive(Debug)]
+pub enum Report {
+    /// One second of the measured phase from one worker.
+    Interval(u64, Interval),
+    /// A connection was established with this outcome.
+    Connection(Negotiation),
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS as the client saw it.
+    ServerMaxStreams(u64),
+    /// A worker finished: its warmup totals and its last (partial) interval.
+    Done {
+        /// Warmup totals.
+        warmup: Interval,
+        /// Index and data of the last interval.
+        last: (u64, Interval),
+        /// When its last request completed.
+        finished: Instant,
+    },
+}
+
+/// Live numbers for a progress display.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Seconds since the measured phase started (negative in warmup).
+    pub elapsed: f64,
+    /// Measured requests so far.
+    pub requests: u64,
+    /// Failed requests so far.
+    pub errors: u64,
+    /// Requests in the last complete second.
+    pub last_second: u64,
+}
+
+/// Everything a run recorded.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Wall-clock start of the measured phase (label for logs).
+    pub started: SystemTime,
+    /// Per-second intervals of the measured phase, merged across workers.
+    pub intervals: Vec<TimedInterval>,
+    /// All intervals together.
+    pub total: Interval,
+    /// Warmup totals.
+    pub warmup: Interval,
+    /// Negotiation outcomes and their connection counts.
+    pub negotiated: BTreeMap<Negotiation, u64>,
+    /// Smallest stream limit any connection saw.
+    pub server_max_streams: Option<u64>,
+    /// Length of the measured phase.
+    pub duration: Duration,
+    /// Generator CPU time over the run / (wall time x threads).
+    pub cpu: f64,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Given up because every connection failed.
+    pub aborted: bool,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// TLS configuration is invalid.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// A request could not be prepared.
+    #[error("{0}")]
+    Request(String),
+    /// A worker thread could not start.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// User + system CPU seconds of this process (from /proc/self/stat, in clock ticks of
+/// 1/100 s as on every Linux configuration the lab runs on).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn split(total: usize, parts: usize, i: usize) -> usize {
+    total / parts + usize::from(i < total % parts)
+}
+
+/// Runs the load described by `cfg`; `shared.stop` interrupts it. `on_progress` is
+/// called about five times a second from the calling thread.
+pub fn run(
+    cfg: &LoadConfig,
+    shared: Arc<Shared>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<RunOutput, LoadError> {
+    let tls = cfg.tls.as_ref().map(ClientTls::build).transpose()?;
+    let requests = request::prepare(cfg).map_err(LoadError::Request)?;
+    let threads = cfg.threads.max(1).min(cfg.connections.max(1));
+    let start = Instant::now() + Duration::from_millis(20);
+    let phases = Phases {
+        start,
+        measure: start + cfg.warmup,
+        end: cfg.duration.map(|d| start + cfg.warmup + d),
+    };
+    let cfg = Arc::new(cfg.clone());
+    let (tx, rx) = mpsc::channel();
+    let mut handles = Vec::new();
+    for i in 0..threads {
+        let plan = WorkerPlan {
+            cfg: cfg.clone(),
+            tls: tls.clone(),
+            requests: requests.clone(),
+            connections: split(cfg.connections, threads, i),
+            budget: cfg.requests.map(|n| split(n as usize, threads, i) as u64),
+            rate: match cfg.model {
+                LoadModel::Open { rate } => Some(rate / threads as f64),
+                LoadModel::Closed => None,
+            },
+            phases,
+            shared: shared.clone(),
+        };
+        let tx = tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("h2lab-worker-{i}"))
+            .spawn(move || worker(plan, tx))
+            .map_err(LoadError::Thread)?;
+        handles.push(h);
+    }
+    drop(tx);
+
+    let cpu_start = cpu_seconds();
+    let wall_start = Instant::now();
+    let started = SystemTime::now() + cfg.warmup + Duration::from_millis(20);
+    let mut by_index: BTreeMap<u64, Interval> = BTreeMap::new();
+    let mut warmup = Interval::default();
+    let mut negotiated = BTreeMap::new();
+    let mut server_max_streams: Option<u64> = None;
+    let mut finished = phases.measure;
+    let mut progress = Progress::default();
+    let mut last_tick = Instant::now();
+    let mut stop_deadline: Option<Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Report::Interval(k, data)) => {
+                progress.requests += data.requests();
+                progress.errors += data.failed;
+                by_index.entry(k).or_default().merge(&data);
+            }
+            Ok(Report::Connection(n)) => *negotiated.entry(n).or_insert(0) += 1,
+            Ok(Report::ServerMaxStreams(n)) => {
+                server_max_streams = Some(server_max_streams.map_or(n, |m| m.min(n)));
+            }
+            Ok(Report::Done {
+                warmup: w,
+                last: (k, data),
+                finished: f,
+            }) => {
+                warmup.merge(&w);
+                progress.requests += data.requests();
+                progress.errors += data.failed;
+                by_index.entry(k).or_default().merge(&data);
+                finished = finished.max(f);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if shared.stop.load(Ordering::Relaxed) && stop_deadline.is_none() {
+            stop_deadline = Some(Instant::now() + Duration::from_secs(2));
+        }
+        if last_tick.elapsed() >= Duration::from_millis(200) {
+            last_tick = Instant::now();
+            let now = Instant::now();
+            progress.elapsed = if now >= phases.measure {
+                now.duration_since(phases.measure).as_secs_f64()
+            } else {
+                -(phases.measure.duration_since(now).as_secs_f64())
+            };
+            let k = progress.elapsed.max(0.0) as u64;
+            progress.last_second = k
+                .checked_sub(1)
+                .and_then(|p| by_index.get(&p))
+                .map_or(0, |i| i.requests());
+            on_progress(&progress);
+        }
+        if stop_deadline.is_some_and(|d| Instant::now() > d) {
+            break; // workers that have not drained by now are abandoned
+        }
+    }
+    let interrupted = shared.stop.load(Ordering::Relaxed);
+    if !interrupted {
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+    let wall = wall_start.elapsed().as_secs_f64().max(1e-9);
+    let cpu = (cpu_seconds() - cpu_start) / (wall * threads as f64);
+    let duration = match phases.end {
+        Some(end) if !interrupted => end.duration_since(phases.measure),
+        _ => finished.max(phases.measure).duration_since(phases.measure),
+    };
+    let mut total = Interval::default();
+    let mut intervals = Vec::new();
+    for (k, data) in by_index {
+        total.merge(&data);
+        let start = Duration::from_secs(k);
+        let length = duration
+            .saturating_sub(start)
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(1));
+        intervals.push(TimedInterval {
+            start,
+            length,
+            data,
+        });
+    }
+    Ok(RunOutput {
+        started,
+        intervals,
+        total,
+        warmup,
+        negotiated,
+        server_max_streams,
+        duration,
+        cpu,
+        interrupted,
+        aborted: shared.abort.load(Ordering::Relaxed),
+    })
+}
+
+struct WorkerPlan {
+    cfg: Arc<LoadConfig>,
+    tls: Option<ClientTls>,
+    requests: Vec<request::Prepared>,
+    connections: usize,
+    budget: Option<u64>,
+    rate: Option<f64>,
+    phases: Phases,
+    shared: Arc<Shared>,
+}
+
+fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("worker runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let source = match plan.rate {
+            Some(_) => Source::open(plan.phases, plan.shared.clone(), plan.budget),
+            None => Source::closed(plan.phases, plan.shared.clone(), plan.budget),
+        };
+        let recorder = Rc::new(RefCell::new(Recorder::default()));
+        let ctx = Rc::new(ConnCtx {
+            cfg: plan.cfg.clone(),
+            tls: plan.tls,
+            requests: Rc::new(plan.requests),
+            next_request: std::cell::Cell::new(0),
+            source: source.clone(),
+            recorder: recorder.clone(),
+            timeout: plan.cfg.timeout,
+            streams: plan.cfg.streams.max(1),
+            shared: plan.shared.clone(),
+            reports: tx.clone(),
+        });
+        tokio::time::sleep_until(plan.phases.start.into()).await;
+        if let Some(rate) = plan.rate {
+            tokio::task::spawn_local(source.clone().generate(rate));
+        }
+        // Hand over one interval per second of the measured phase.
+        let flusher = {
+            let (recorder, tx) = (recorder.clone(), tx.clone());
+            let measure = plan.phases.measure;
+            tokio::task::spawn_local(async move {
+                let mut k = 0u64;
+                loop {
+                    tokio::time::sleep_until((measure + Duration::from_secs(k + 1)).into()).await;
+                    let data = recorder.borrow_mut().take_interval();
+                    let _ = tx.send(Report::Interval(k, data));
+                    k += 1;
+                }
+            })
+        };
+        let conns: Vec<_> = (0..plan.connections)
+            .map(|_| tokio::task::spawn_local(conn::run(ctx.clone())))
+            .collect();
+        for c in conns {
+            let _ = c.await;
+        }
+        flusher.abort();
+        let k = Instant::now()
+            .saturating_duration_since(plan.phases.measure)
+            .as_secs();
+        let mut r = recorder.borrow_mut();
+        let warmup = std::mem::take(&mut r.warmup);
+        let last = r.take_interval();
+        let _ = tx.send(Report::Done {
+            warmup,
+            last: (k, last),
+            finished: Instant::now(),
+        });
+    });
+}

@@ -1,0 +1,193 @@
+//! Where a worker's connections take their next request from: a closed-loop budget (send
+//! as soon as the previous one completes) or the open-loop queue filled from the schedule
+//! on a coarse 1 ms tick (rule 3). Late work is never dropped (rule 2).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::schedule::Schedule;
+use super::Shared;
+
+/// One request to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    /// Intended send time (open loop) or the time it was handed out (closed loop).
+    pub intended: Instant,
+    /// Whether it belongs to the warmup phase.
+    pub warmup: bool,
+}
+
+/// The answer to "what next?".
+pub enum Next {
+    /// Send this.
+    Go(Ticket),
+    /// Nothing due yet: wait on [`Source::notified`].
+    Wait,
+    /// No more requests: finish in-flight ones and stop.
+    Done,
+}
+
+/// Phase boundaries of the run, shared by all workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    /// Start of the warmup (and of the schedule).
+    pub start: Instant,
+    /// Start of the measured phase.
+    pub measure: Instant,
+    /// End of the measured phase, when bounded by time.
+    pub end: Option<Instant>,
+}
+
+/// A worker's request source.
+pub struct Source {
+    phases: Phases,
+    shared: Arc<Shared>,
+    /// Measured-phase requests left for this worker (u64::MAX when bounded by time).
+    remaining: Cell<u64>,
+    open: Option<OpenQueue>,
+}
+
+struct OpenQueue {
+    queue: RefCell<VecDeque<Ticket>>,
+    notify: Notify,
+    done: Cell<bool>,
+}
+
+impl Source {
+    /// A closed-loop source.
+    pub fn closed(phases: Phases, shared: Arc<Shared>, budget: Option<u64>) -> Rc<Source> {
+        Rc::new(Source {
+            phases,
+            shared,
+            remaining: Cell::new(budget.unwrap_or(u64::MAX)),
+            open: None,
+        })
+    }
+
+    /// An open-loop source; run [`Source::generate`] beside the connections.
+    pub fn open(phases: Phases, shared: Arc<Shared>, budget: Option<u64>) -> Rc<Source> {
+        Rc::new(Source {
+            phases,
+            shared,
+            remaining: Cell::new(budget.unwrap_or(u64::MAX)),
+            open: Some(OpenQueue {
+                queue: RefCell::new(VecDeque::new()),
+                notify: Notify::new(),
+                done: Cell::new(false),
+            }),
+        })
+    }
+
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed) || self.shared.abort.load(Ordering::Relaxed)
+    }
+
+    /// The next request, if any.
+    pub fn next(&self) -> Next {
+        match &self.open {
+            None => {
+                let now = Instant::now();
+                if self.stopped() || self.phases.end.is_some_and(|e| now >= e) {
+                    return Next::Done;
+                }
+                let warmup = now < self.phases.measure;
+                if !warmup {
+                    let left = self.remaining.get();
+                    if left == 0 {
+                        return Next::Done;
+                    }
+                    self.remaining.set(left - 1);
+                }
+                Next::Go(Ticket {
+                    intended: now,
+                    warmup,
+                })
+            }
+            Some(q) => {
+                if self.stopped() {
+                    return Next::Done;
+                }
+                if let Some(t) = q.queue.borrow_mut().pop_front() {
+                    return Next::Go(t);
+                }
+                if q.done.get() {
+                    Next::Done
+                } else {
+                    Next::Wait
+                }
+            }
+        }
+    }
+
+    /// Whether no more requests will come (does not consume one).
+    pub fn is_done(&self) -> bool {
+        if self.stopped() {
+            return true;
+        }
+        match &self.open {
+            None => {
+                self.remaining.get() == 0 || self.phases.end.is_some_and(|e| Instant::now() >= e)
+            }
+            Some(q) => q.done.get() && q.queue.borrow().is_empty(),
+        }
+    }
+
+    /// Resolves when open-loop work may be available.
+    pub async fn notified(&self) {
+        match &self.open {
+            Some(q) => q.notify.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Requests queued but not yet sent (open loop).
+    pub fn backlog(&self) -> usize {
+        self.open.as_ref().map_or(0, |q| q.queue.borrow().len())
+    }
+
+    /// Fills the open-loop queue from the schedule at `rate` until the end, the budget
+    /// or a stop. Wakes on a 1 ms tick and enqueues everything due, each with its own time.
+    pub async fn generate(self: Rc<Self>, rate: f64) {
+        let Some(q) = &self.open else { return };
+        let schedule = Schedule::new(self.phases.start, rate);
+        let mut next = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        'run: loop {
+            tick.tick().await;
+            if self.stopped() {
+                break;
+            }
+            let due = schedule.due_by(Instant::now());
+            let mut pushed = 0;
+            while next < due {
+                let intended = schedule.at(next);
+                if self.phases.end.is_some_and(|e| intended >= e) {
+                    break 'run;
+                }
+                let warmup = intended < self.phases.measure;
+                if !warmup {
+                    let left = self.remaining.get();
+                    if left == 0 {
+                        break 'run;
+                    }
+                    self.remaining.set(left - 1);
+                }
+                q.queue.borrow_mut().push_back(Ticket { intended, warmup });
+                next += 1;
+                pushed += 1;
+            }
+            for _ in 0..pushed {
+                q.notify.notify_one();
+            }
+        }
+        q.done.set(true);
+        q.notify.notify_waiters();
+    }
+}

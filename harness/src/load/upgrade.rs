@@ -1,0 +1,251 @@
+//! Cleartext HTTP/2 by HTTP/1.1 Upgrade, client side (the h2 crate has no such mode).
+//!
+//! The first request goes out as HTTP/1.1 with `Upgrade: h2c`; after `101`, its response
+//! arrives on stream 1 of the HTTP/2 connection. To let the h2 client own stream 1, the
+//! same request is submitted to it as its first stream and that HEADERS frame is dropped
+//! on the wire (the server already has the request). The dropped block changes no HPACK
+//! state: `:method GET` and `:scheme http` are static-table entries, `:path` is never
+//! indexed by h2, and no `:authority` or other field is sent.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::conn::{ConnCtx, End};
+use super::source::Next;
+use crate::record::Sample;
+
+const PREFACE_LEN: usize = 24;
+
+/// Drops the client's first HEADERS frame on stream 1 (and its CONTINUATIONs) from what is
+/// written; replays `prefix` (bytes read past the 101 response) before reading.
+struct Upgraded {
+    inner: TcpStream,
+    prefix: BytesMut,
+    out: Vec<u8>,
+    scan: Vec<u8>,
+    preface_left: usize,
+    dropping: bool,
+    done: bool,
+}
+
+impl Upgraded {
+    fn new(inner: TcpStream, prefix: BytesMut) -> Self {
+        Upgraded {
+            inner,
+            prefix,
+            out: Vec::new(),
+            scan: Vec::new(),
+            preface_left: PREFACE_LEN,
+            dropping: false,
+            done: false,
+        }
+    }
+
+    /// Splits `data` into frames, keeping all but stream 1's header block.
+    fn filter(&mut self, data: &[u8]) {
+        let mut data = data;
+        let skip = self.preface_left.min(data.len());
+        self.out.extend_from_slice(&data[..skip]);
+        self.preface_left -= skip;
+        data = &data[skip..];
+        self.scan.extend_from_slice(data);
+        loop {
+            if self.done {
+                let rest = std::mem::take(&mut self.scan);
+                self.out.extend_from_slice(&rest);
+                return;
+            }
+            if self.scan.len() < 9 {
+                return;
+            }
+            let len = u32::from_be_bytes([0, self.scan[0], self.scan[1], self.scan[2]]) as usize;
+            if self.scan.len() < 9 + len {
+                return;
+            }
+            let (kind, flags) = (self.scan[3], self.scan[4]);
+            let stream =
+                u32::from_be_bytes([self.scan[5], self.scan[6], self.scan[7], self.scan[8]])
+                    & 0x7fff_ffff;
+            let frame: Vec<u8> = self.scan.drain(..9 + len).collect();
+            let header_block = stream == 1 && (kind == 0x1 || (kind == 0x9 && self.dropping));
+            if header_block {
+                self.dropping = flags & 0x4 == 0; // until END_HEADERS
+                self.done = !self.dropping;
+            } else {
+                self.out.extend_from_slice(&frame);
+            }
+        }
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
+            self.out.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_drain(cx))?;
+        if self.done && self.scan.is_empty() {
+            return Pin::new(&mut self.inner).poll_write(cx, data);
+        }
+        self.filter(data);
+        let _ = self.poll_drain(cx)?;
+        Poll::Ready(Ok(data.len()))
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Reads the response head to the upgrade request: `Ok(Some(leftover))` on 101,
+/// `Ok(None)` when the server answered without switching.
+async fn read_101(tcp: &mut TcpStream) -> Result<Option<BytesMut>, String> {
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                if resp.code == Some(101) {
+                    buf.advance(n);
+                    return Ok(Some(buf));
+                }
+                return Ok(None);
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => return Err(format!("protocol:{}", e.to_string().replace(' ', "_"))),
+        }
+        buf.reserve(4096);
+        match tcp.read_buf(&mut buf).await {
+            Ok(0) => return Err("closed".into()),
+            Ok(_) => {}
+            Err(e) => return Err(super::conn::io_class(&e)),
+        }
+    }
+}
+
+/// Upgrades `tcp` with the first request, then drives it as HTTP/2.
+pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
+    let ticket = loop {
+        match ctx.source.next() {
+            Next::Go(t) => break t,
+            Next::Done => return End::Finished,
+            Next::Wait => ctx.source.notified().await,
+        }
+    };
+    let req = ctx.pick().clone();
+    let path = req
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: \r\n\r\n",
+        ctx.cfg.authority
+    );
+    let sent = Instant::now();
+    let fail = |class: &str| {
+        ctx.recorder
+            .borrow_mut()
+            .error(class, ticket.intended, Instant::now(), ticket.warmup);
+        End::Closed
+    };
+    let upgrade = async {
+        tcp.write_all(head.as_bytes())
+            .await
+            .map_err(|e| super::conn::io_class(&e))?;
+        read_101(&mut tcp).await
+    };
+    let leftover = match tokio::time::timeout(ctx.timeout, upgrade).await {
+        Ok(Ok(Some(rest))) => rest,
+        Ok(Ok(None)) => return fail("h2c_upgrade_declined"),
+        Ok(Err(class)) => return fail(&class),
+        Err(_) => return fail("timeout"),
+    };
+    let (mut send, conn) = match super::h2::builder()
+        .handshake::<_, bytes::Bytes>(Upgraded::new(tcp, leftover))
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return fail(&super::h2::class(&e)),
+    };
+    let conn_task = super::h2::spawn_conn(conn);
+    // Stream 1: the request already sent as HTTP/1.1.
+    let stream1 = http::Request::builder()
+        .method(http::Method::GET)
+        .uri(path.as_str())
+        .version(http::Version::HTTP_11)
+        .body(())
+        .expect("valid request");
+    let first = async {
+        let (resp, _) = send
+            .send_request(stream1, true)
+            .map_err(|e| super::h2::class(&e))?;
+        let resp = resp.await.map_err(|e| super::h2::class(&e))?;
+        let first_byte = Instant::now();
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(|e| super::h2::class(&e))?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        Ok::<_, String>((status, first_byte))
+    };
+    match tokio::time::timeout(ctx.timeout, first).await {
+        Ok(Ok((status, first_byte))) => ctx.recorder.borrow_mut().ok(
+            Sample {
+                intended: ticket.intended,
+                sent,
+                first_byte,
+                done: Instant::now(),
+                status,
+            },
+            ticket.warmup,
+        ),
+        Ok(Err(class)) => {
+            conn_task.abort();
+            return fail(&class);
+        }
+        Err(_) => {
+            conn_task.abort();
+            return fail("timeout");
+        }
+    }
+    super::h2::drive(send, conn_task, ctx).await
+}

@@ -1,0 +1,151 @@
+//! The load engine's configuration: what `h2lab load` flags (and later scenario cells)
+//! become after validation. Serialised into every result as `config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Protocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    /// Over TLS: what ALPN selects (h2 or HTTP/1.1); cleartext: HTTP/1.1.
+    Auto,
+    /// HTTP/1.1.
+    H1,
+    /// HTTP/2 (over TLS, ALPN must select h2).
+    H2,
+    /// Cleartext HTTP/2 by prior knowledge.
+    H2c,
+    /// Cleartext HTTP/2 by HTTP/1.1 Upgrade.
+    H2cUpgrade,
+}
+
+/// Client TLS implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsClientStack {
+    /// rustls (ring provider).
+    Rustls,
+    /// OpenSSL (vendored 3.x).
+    Openssl,
+}
+
+/// Client TLS settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsClientConfig {
+    /// Implementation.
+    pub stack: TlsClientStack,
+    /// Lowest version offered: "1.2" or "1.3".
+    pub min: Option<String>,
+    /// Highest version offered.
+    pub max: Option<String>,
+    /// TLS 1.2 cipher list (OpenSSL syntax, or rustls suite names).
+    pub ciphers: Option<String>,
+    /// TLS 1.3 suites.
+    pub tls13_suites: Option<String>,
+    /// ALPN offer; empty = no ALPN extension.
+    pub alpn: Vec<String>,
+    /// CA file to trust instead of the built-in roots.
+    pub cacert: Option<PathBuf>,
+    /// Skip certificate verification.
+    pub insecure: bool,
+    /// Server name to send (SNI) and verify.
+    pub sni: String,
+}
+
+/// One request target (several are used round-robin).
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// Path and query, e.g. `/plaintext`.
+    pub path: String,
+}
+
+/// How requests are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LoadModel {
+    /// Each connection/stream sends the next request when the previous one completes.
+    Closed,
+    /// Constant arrival rate overall, latency measured from each intended send time.
+    Open {
+        /// Requests per second, all workers together.
+        rate: f64,
+    },
+}
+
+/// Everything the load engine needs, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadConfig {
+    /// The URL as given.
+    pub url: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host for the Host header / :authority.
+    pub authority: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Paths, round-robin.
+    pub targets: Vec<Target>,
+    /// Method.
+    pub method: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// Body size, for the record.
+    pub body_bytes: usize,
+    /// Protocol.
+    pub proto: Proto,
+    /// TLS settings when the scheme is https.
+    pub tls: Option<TlsClientConfig>,
+    /// Connections.
+    pub connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub streams: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Measured duration (None when bounded by `requests`).
+    #[serde(with = "humantime_serde_opt")]
+    pub duration: Option<Duration>,
+    /// Warmup before the measured phase.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// Request count bound for the measured phase.
+    pub requests: Option<u64>,
+    /// Pacing.
+    pub model: LoadModel,
+    /// Per-request timeout (also bounds the drain at the end).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Keep-alive on (always, recorded for the reader).
+    pub keep_alive: bool,
+    /// HTTP/1.1 pipelining (never; recorded for the reader).
+    pub pipelining: bool,
+    /// TLS session resumption (never: every connection does a full handshake).
+    pub tls_resumption: bool,
+}
+
+mod humantime_serde {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+mod humantime_serde_opt {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Plain data shared by every step: the validated load configuration and the result
+//! schema. Nothing here does I/O.
+
+pub mod config;
+pub mod result;
+
+pub use config::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig, TlsClientStack};
+pub use result::{Percentiles, ResultV1, RESULT_SCHEMA};

@@ -1,0 +1,170 @@
+//! The result schema `h2lab.result/v1`: what `--json` writes and what reports, comparisons
+//! and the gate read. Peers' results (wrk, h2load) are converted into the same shape.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Schema identifier written in every result.
+pub const RESULT_SCHEMA: &str = "h2lab.result/v1";
+
+/// Percentiles of one histogram, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+}
+
+impl Percentiles {
+    /// Percentiles of `h` (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+            min: h.min(),
+            mean: h.mean(),
+            stdev: h.stdev(),
+        }
+    }
+}
+
+/// Headline numbers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Requests completed or failed in the measured phase.
+    pub requests: u64,
+    /// Requests answered (any status).
+    pub ok: u64,
+    /// Requests that failed (no response).
+    pub errors: u64,
+    /// Length of the measured phase in seconds.
+    pub duration_s: f64,
+    /// Achieved requests per second.
+    pub rps: f64,
+    /// Target rate (open loop), else null.
+    pub target_rps: Option<f64>,
+    /// Achieved over target (open loop), else null.
+    pub achieved_ratio: Option<f64>,
+    /// The generator itself was the bottleneck (CPU over 80% or scheduler lag p99 over 1 ms).
+    pub generator_bound: bool,
+    /// Why it was judged generator-bound, if it was.
+    pub generator_bound_reason: Option<String>,
+    /// Generator CPU use over the measured phase, as a fraction of its threads.
+    pub generator_cpu: f64,
+    /// Requests whose actual send was later than intended (open loop).
+    pub late_sends: u64,
+}
+
+/// One distinct negotiation outcome and how many connections had it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Negotiated {
+    /// `h1` or `h2`.
+    pub protocol: String,
+    /// e.g. `TLSv1.3`, or null for cleartext.
+    pub tls_version: Option<String>,
+    /// Cipher suite, or null.
+    pub cipher: Option<String>,
+    /// ALPN selected, or null.
+    pub alpn: Option<String>,
+    /// Connections with this outcome.
+    pub connections: u64,
+}
+
+/// HTTP/2 limits the server announced (rule 9).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSettings {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS as seen by the client.
+    pub max_concurrent_streams: Option<u64>,
+}
+
+/// Warmup phase, kept apart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Warmup {
+    /// Requests in the warmup.
+    pub requests: u64,
+    /// Answered.
+    pub ok: u64,
+    /// Failed.
+    pub errors: u64,
+}
+
+/// The tool that produced a result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Tool {
+    /// `h2lab`, `wrk`, `h2load`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// A whole result document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResultV1 {
+    /// Always [`RESULT_SCHEMA`].
+    pub schema: String,
+    /// Producer.
+    pub tool: Tool,
+    /// Wall-clock start (RFC 3339), a label only.
+    pub started_at: String,
+    /// Whether the run was interrupted (Ctrl-C / SIGTERM) before its end.
+    pub interrupted: bool,
+    /// Headline numbers.
+    pub summary: Summary,
+    /// Latency from the intended send time (open loop) or the actual send (closed loop).
+    pub latency_us: Percentiles,
+    /// Time from actual send to the end of the response.
+    pub service_time_us: Percentiles,
+    /// Time from actual send to the first response byte.
+    pub ttfb_us: Percentiles,
+    /// TCP connect time per connection.
+    pub connect_us: Percentiles,
+    /// TLS handshake time per connection.
+    pub tls_handshake_us: Percentiles,
+    /// Latency of failed requests (kept apart so fast errors do not flatter the results).
+    pub error_latency_us: Percentiles,
+    /// How late sends were against their intended time (open loop).
+    pub scheduler_lag_us: Percentiles,
+    /// Responses by status code.
+    pub status: BTreeMap<String, u64>,
+    /// Failures by class, e.g. `connect_refused`, `tls_handshake:handshake_failure`.
+    pub errors: BTreeMap<String, u64>,
+    /// The most common negotiation outcome.
+    pub negotiated: Negotiated,
+    /// Every distinct negotiation outcome.
+    pub negotiated_outcomes: Vec<Negotiated>,
+    /// HTTP/2 limits announced by the server.
+    pub server_settings: ServerSettings,
+    /// Warnings for the reader (e.g. streams above the server's limit).
+    pub warnings: Vec<String>,
+    /// The warmup phase.
+    pub warmup: Warmup,
+    /// The effective configuration.
+    pub config: serde_json::Value,
+}

@@ -1,0 +1,160 @@
+//! HdrHistogram interval logs (`.hlog`, V2 compressed histograms): one interval per second,
+//! one tagged histogram per kind, readable by HdrHistogram's HistogramLogProcessor and
+//! HistogramLogAnalyzer. Values are microseconds.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
+};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+use super::{Interval, Kind};
+use crate::output::atomic_write;
+
+/// One interval of the measured phase.
+#[derive(Debug, Clone)]
+pub struct TimedInterval {
+    /// Offset from the start of the measured phase.
+    pub start: Duration,
+    /// Length.
+    pub length: Duration,
+    /// What was recorded.
+    pub data: Interval,
+}
+
+/// Kinds written to the log (connection set-up times are per connection, not per second,
+/// but are still logged so totals can be rebuilt).
+pub const LOGGED: [Kind; 7] = Kind::ALL;
+
+/// Renders the interval log.
+pub fn render(start: SystemTime, intervals: &[TimedInterval]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut serializer = V2DeflateSerializer::new();
+    {
+        let mut log = IntervalLogWriterBuilder::new()
+            .add_comment("h2lab interval log: values in microseconds; tags: latency, service, ttfb, connect, tls, error-latency, scheduler-lag")
+            .with_start_time(start)
+            .with_base_time(start)
+            .begin_log_with(&mut out, &mut serializer)?;
+        for iv in intervals {
+            for kind in LOGGED {
+                let h = iv.data.get(kind);
+                if h.is_empty() {
+                    continue;
+                }
+                log.write_histogram(h, iv.start, iv.length, Tag::new(kind.tag()))
+                    .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the interval log to `path` (write then rename: never half-written).
+pub fn write(path: &Path, start: SystemTime, intervals: &[TimedInterval]) -> std::io::Result<()> {
+    let bytes = render(start, intervals)?;
+    atomic_write(path, |f| f.write_all(&bytes))
+}
+
+/// Reads an interval log back: per tag, the histograms of all intervals added together.
+pub fn read_totals(bytes: &[u8]) -> Result<BTreeMap<String, Histogram<u64>>, String> {
+    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(bytes) {
+        let entry = entry.map_err(|e| format!("bad interval log: {e:?}"))?;
+        if let LogEntry::Interval(ilh) = entry {
+            let tag = ilh
+                .tag()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default();
+            let raw = base64_decode(ilh.encoded_histogram())?;
+            let h: Histogram<u64> = de
+                .deserialize(&mut &raw[..])
+                .map_err(|e| format!("bad histogram in interval log: {e:?}"))?;
+            match totals.get_mut(&tag) {
+                Some(t) => t.add(&h).map_err(|e| format!("{e:?}"))?,
+                None => {
+                    totals.insert(tag, h);
+                }
+            }
+        }
+    }
+    Ok(totals)
+}
+
+fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut lookup = [255u8; 256];
+    for (i, c) in ALPHABET.iter().enumerate() {
+        lookup[*c as usize] = i as u8;
+    }
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = lookup[c as usize];
+        if v == 255 {
+            return Err(format!("bad base64 byte {c:#x} in interval log"));
+        }
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Recorder, Sample};
+    use std::time::Instant;
+
+    #[test]
+    fn interval_log_round_trips_with_totals_intact() {
+        let t = Instant::now();
+        let mut intervals = Vec::new();
+        for sec in 0..3u64 {
+            let mut r = Recorder::default();
+            for i in 0..(100 * (sec + 1)) {
+                let done = t + Duration::from_micros(50 + i * 7);
+                r.ok(
+                    Sample {
+                        intended: t,
+                        sent: t,
+                        first_byte: t,
+                        done,
+                        status: 200,
+                    },
+                    false,
+                );
+            }
+            intervals.push(TimedInterval {
+                start: Duration::from_secs(sec),
+                length: Duration::from_secs(1),
+                data: r.take_interval(),
+            });
+        }
+        let bytes = render(SystemTime::now(), &intervals).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains("#[StartTime:") && text.contains("Tag=latency"),
+            "{text}"
+        );
+        let totals = read_totals(&bytes).unwrap();
+        assert_eq!(totals["latency"].len(), 600);
+        let mut expected = intervals[0].data.clone();
+        expected.merge(&intervals[1].data);
+        expected.merge(&intervals[2].data);
+        assert_eq!(
+            totals["latency"].value_at_quantile(0.99),
+            expected.get(Kind::Latency).value_at_quantile(0.99)
+        );
+    }
+}

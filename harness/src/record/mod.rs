@@ -1,0 +1,266 @@
+//! Recording: per-worker HdrHistograms and counters for one interval at a time, merged
+//! exactly (never by averaging percentiles) into per-second intervals and totals.
+
+pub mod hlog;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Lowest recordable value: 1 us.
+pub const LOWEST_US: u64 = 1;
+/// Highest recordable value: 1 hour.
+pub const HIGHEST_US: u64 = 3_600_000_000;
+/// Significant digits.
+pub const SIGFIG: u8 = 3;
+
+/// A histogram with the lab's bounds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).expect("valid histogram bounds")
+}
+
+/// Which histogram a value belongs to; also the tag in the interval log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// From intended (open) or actual (closed) send to response end.
+    Latency,
+    /// From actual send to response end.
+    Service,
+    /// From actual send to first response byte.
+    Ttfb,
+    /// TCP connect, per connection.
+    Connect,
+    /// TLS handshake, per connection.
+    Tls,
+    /// Latency of failed requests.
+    ErrorLatency,
+    /// Actual send minus intended send (open loop).
+    SchedulerLag,
+}
+
+impl Kind {
+    /// All kinds.
+    pub const ALL: [Kind; 7] = [
+        Kind::Latency,
+        Kind::Service,
+        Kind::Ttfb,
+        Kind::Connect,
+        Kind::Tls,
+        Kind::ErrorLatency,
+        Kind::SchedulerLag,
+    ];
+
+    /// Tag used in `.hlog` files.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Kind::Latency => "latency",
+            Kind::Service => "service",
+            Kind::Ttfb => "ttfb",
+            Kind::Connect => "connect",
+            Kind::Tls => "tls",
+            Kind::ErrorLatency => "error-latency",
+            Kind::SchedulerLag => "scheduler-lag",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(LOWEST_US)
+}
+
+/// One interval's worth of recordings (one worker, or merged).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Histograms indexed by [`Kind`].
+    pub hist: Vec<Histogram<u64>>,
+    /// Responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Failures by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Answered requests.
+    pub ok: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// Sends later than intended by over 1 ms.
+    pub late: u64,
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Interval {
+            hist: Kind::ALL.iter().map(|_| new_histogram()).collect(),
+            status: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            ok: 0,
+            failed: 0,
+            late: 0,
+        }
+    }
+}
+
+impl Interval {
+    /// The histogram of `kind`.
+    pub fn get(&self, kind: Kind) -> &Histogram<u64> {
+        &self.hist[kind.index()]
+    }
+
+    fn record(&mut self, kind: Kind, d: Duration) {
+        self.hist[kind.index()].saturating_record(us(d));
+    }
+
+    /// Adds `other` into `self` (exact).
+    pub fn merge(&mut self, other: &Interval) {
+        for (mine, theirs) in self.hist.iter_mut().zip(&other.hist) {
+            mine.add(theirs).expect("same bounds");
+        }
+        for (k, v) in &other.status {
+            *self.status.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.late += other.late;
+    }
+
+    /// Requests recorded (answered or failed).
+    pub fn requests(&self) -> u64 {
+        self.ok + self.failed
+    }
+}
+
+/// Timing of one answered request.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When it should have been sent (open loop) or was sent (closed loop).
+    pub intended: Instant,
+    /// When it was sent.
+    pub sent: Instant,
+    /// When the first response byte arrived.
+    pub first_byte: Instant,
+    /// When the response ended.
+    pub done: Instant,
+    /// Status code.
+    pub status: u16,
+}
+
+/// A worker's recorder: the measured phase's current interval and the warmup totals.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// The interval being filled.
+    pub current: Interval,
+    /// Warmup phase (kept apart from the results).
+    pub warmup: Interval,
+}
+
+impl Recorder {
+    fn target(&mut self, warmup: bool) -> &mut Interval {
+        if warmup {
+            &mut self.warmup
+        } else {
+            &mut self.current
+        }
+    }
+
+    /// Records an answered request.
+    pub fn ok(&mut self, s: Sample, warmup: bool) {
+        let i = self.target(warmup);
+        i.record(Kind::Latency, s.done.saturating_duration_since(s.intended));
+        i.record(Kind::Service, s.done.saturating_duration_since(s.sent));
+        i.record(Kind::Ttfb, s.first_byte.saturating_duration_since(s.sent));
+        let lag = s.sent.saturating_duration_since(s.intended);
+        i.record(Kind::SchedulerLag, lag);
+        if lag > Duration::from_millis(1) {
+            i.late += 1;
+        }
+        *i.status.entry(s.status).or_default() += 1;
+        i.ok += 1;
+    }
+
+    /// Records a failed request.
+    pub fn error(&mut self, class: &str, intended: Instant, now: Instant, warmup: bool) {
+        let i = self.target(warmup);
+        i.record(Kind::ErrorLatency, now.saturating_duration_since(intended));
+        *i.errors.entry(class.to_string()).or_default() += 1;
+        i.failed += 1;
+    }
+
+    /// Records a connection's set-up times.
+    pub fn connection(&mut self, connect: Duration, tls: Option<Duration>) {
+        self.current.record(Kind::Connect, connect);
+        if let Some(t) = tls {
+            self.current.record(Kind::Tls, t);
+        }
+    }
+
+    /// Records a connection-level failure (no request involved).
+    pub fn connection_error(&mut self, class: &str) {
+        *self.current.errors.entry(class.to_string()).or_default() += 1;
+    }
+
+    /// Takes the current interval, leaving an empty one.
+    pub fn take_interval(&mut self) -> Interval {
+        std::mem::take(&mut self.current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_intervals_is_exact() {
+        let t = Instant::now();
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        for i in 0..1000u64 {
+            let r = if i % 2 == 0 { &mut a } else { &mut b };
+            let done = t + Duration::from_micros(100 + i);
+            r.ok(
+                Sample {
+                    intended: t,
+                    sent: t,
+                    first_byte: t,
+                    done,
+                    status: 200,
+                },
+                false,
+            );
+        }
+        let mut merged = a.take_interval();
+        merged.merge(&b.take_interval());
+        let h = merged.get(Kind::Latency);
+        assert_eq!(h.len(), 1000);
+        assert_eq!(merged.status[&200], 1000);
+        let p50 = h.value_at_quantile(0.5);
+        assert!((599..=601).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn warmup_is_kept_apart_and_errors_have_their_own_histogram() {
+        let t = Instant::now();
+        let mut r = Recorder::default();
+        r.ok(
+            Sample {
+                intended: t,
+                sent: t,
+                first_byte: t,
+                done: t + Duration::from_millis(1),
+                status: 200,
+            },
+            true,
+        );
+        r.error("timeout", t, t + Duration::from_secs(1), false);
+        let i = r.take_interval();
+        assert_eq!((i.ok, i.failed), (0, 1));
+        assert_eq!(i.get(Kind::Latency).len(), 0);
+        assert_eq!(i.get(Kind::ErrorLatency).len(), 1);
+        assert_eq!(r.warmup.ok, 1);
+    }
+}
