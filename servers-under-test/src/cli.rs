@@ -148,6 +148,20 @@ pub struct EdgeArgs {
     /// Hosting model /info reports (behind-proxy when this edge serves a proxy).
     #[arg(long, value_enum, default_value = "edge")]
     pub hosting: HostingModel,
+    /// Test support: stall all responses for DURATION every PERIOD, e.g. `2s:400ms`.
+    #[arg(long, value_name = "PERIOD:DURATION", value_parser = parse_stall)]
+    pub stall: Option<(Duration, Duration)>,
+}
+
+fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
+    let (p, d) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not PERIOD:DURATION, e.g. 2s:400ms"))?;
+    let (p, d) = (duration(p)?, duration(d)?);
+    if p.is_zero() || d >= p {
+        return Err(format!("`{s}`: the stall must be shorter than its period"));
+    }
+    Ok((p, d))
 }
 
 /// Protocol of the hop to the upstream.

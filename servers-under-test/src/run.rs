@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, AppOptions, ForwardedHeaders, HostingModel};
+use crate::app::{App, AppOptions, ForwardedHeaders, HostingModel, Stall};
 use crate::cli::{self, Cli, Command, Hosting, UpstreamProto, UsageError};
 use crate::handler::Handler;
 use crate::host::{self, AppProcessOptions, ModuleHandler, Supervisor};
@@ -31,6 +31,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 hosting: a.hosting,
                 forwarded: a.forwarded(),
                 pairing_token: None,
+                stall: a.stall.map(|(period, duration)| Stall {
+                    period,
+                    duration,
+                    origin: std::time::Instant::now(),
+                }),
             });
             serve(&control, opts, shutdown, move |_| app.clone(), None)
         }
@@ -56,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         hosting: HostingModel::InProcess,
                         forwarded: ForwardedHeaders::default(),
                         pairing_token: None,
+                        stall: None,
                     });
                     serve(&control, opts, shutdown, move |_| app.clone(), None)
                 }
@@ -129,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     trusted: Vec::new(),
                 },
                 pairing_token: token,
+                stall: None,
             });
             let opts = ServerOptions {
                 listen,

@@ -366,7 +366,7 @@ mod tests {
                 vec!["https://127.0.0.1:1/", "--proto", "h2c"],
                 "--proto h2c",
             ),
-            (vec!["http://127.0.0.1:1/", "-r", "-5"], "--rate"),
+            (vec!["http://127.0.0.1:1/", "-r", "0"], "--rate"),
             (vec!["http://127.0.0.1:1/", "-c", "0"], "--connections"),
             (vec!["http://127.0.0.1:1/", "-H", "nocolon"], "-H"),
             (

@@ -180,6 +180,7 @@ pub fn run(
     let mut progress = Progress::default();
     let mut last_tick = Instant::now();
     let mut stop_deadline: Option<Instant> = None;
+    let mut announced = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Report::Interval(k, data)) => {
@@ -207,6 +208,10 @@ pub fn run(
         }
         if shared.stop.load(Ordering::Relaxed) && stop_deadline.is_none() {
             stop_deadline = Some(Instant::now() + Duration::from_secs(2));
+        }
+        if !announced && Instant::now() >= phases.measure {
+            announced = true;
+            tracing::info!("measured phase started");
         }
         if last_tick.elapsed() >= Duration::from_millis(200) {
             last_tick = Instant::now();

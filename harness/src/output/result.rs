@@ -46,7 +46,7 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
             connections: *count,
         })
         .collect();
-    outcomes.sort_by(|a, b| b.connections.cmp(&a.connections));
+    outcomes.sort_by_key(|o| std::cmp::Reverse(o.connections));
     let mut warnings = Vec::new();
     if let Some(limit) = run.server_max_streams {
         if (cfg.streams as u64) > limit {

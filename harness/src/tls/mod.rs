@@ -75,11 +75,11 @@ pub fn classify_handshake_error(stack: TlsClientStack, err: &io::Error) -> Strin
         TlsClientStack::Rustls => err
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())
-            .and_then(|e| match e {
-                rustls::Error::AlertReceived(a) => Some(alert_name(&format!("{a:?}"))),
-                rustls::Error::InvalidCertificate(c) => Some(format!("bad_certificate({c:?})")),
-                rustls::Error::PeerIncompatible(p) => Some(format!("peer_incompatible({p:?})")),
-                other => Some(alert_name(&format!("{other:?}").replace(['(', ')'], " "))),
+            .map(|e| match e {
+                rustls::Error::AlertReceived(a) => alert_name(&format!("{a:?}")),
+                rustls::Error::InvalidCertificate(c) => format!("bad_certificate({c:?})"),
+                rustls::Error::PeerIncompatible(p) => format!("peer_incompatible({p:?})"),
+                other => alert_name(&format!("{other:?}").replace(['(', ')'], " ")),
             }),
         TlsClientStack::Openssl => {
             let text = err.to_string();

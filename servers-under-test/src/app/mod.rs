@@ -55,6 +55,30 @@ pub struct AppOptions {
     pub forwarded: ForwardedHeaders,
     /// When set, requests must carry this pairing token or get 400.
     pub pairing_token: Option<String>,
+    /// Test support: hold every response while the clock is inside a stall window.
+    pub stall: Option<Stall>,
+}
+
+/// A server stall schedule: for `duration` out of every `period` (from process start),
+/// no response leaves; requests arriving then wait for the window's end. This is the
+/// ground truth the load engine's coordinated-omission tests measure against.
+#[derive(Debug, Clone, Copy)]
+pub struct Stall {
+    /// Time between stall starts.
+    pub period: Duration,
+    /// Length of each stall.
+    pub duration: Duration,
+    /// Origin of the schedule.
+    pub origin: std::time::Instant,
+}
+
+impl Stall {
+    /// How long a request arriving at `now` must wait.
+    pub fn wait_at(&self, now: std::time::Instant) -> Duration {
+        let phase = now.duration_since(self.origin).as_nanos() % self.period.as_nanos().max(1);
+        let phase = Duration::from_nanos(phase as u64);
+        self.duration.saturating_sub(phase)
+    }
 }
 
 /// The test app.
@@ -73,6 +97,12 @@ impl App {
 
     /// Answers one request.
     pub async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        if let Some(stall) = &self.opts.stall {
+            let wait = stall.wait_at(std::time::Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         if let Some(expected) = &self.opts.pairing_token {
             let ok = req
                 .headers()
