@@ -80,6 +80,8 @@ pub struct Summary {
     pub generator_cpu: f64,
     /// Requests whose actual send was later than intended (open loop).
     pub late_sends: u64,
+    /// Peak resident memory of the generator process, in bytes.
+    pub generator_peak_rss_bytes: u64,
 }
 
 /// One distinct negotiation outcome and how many connections had it.

@@ -82,6 +82,7 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
             generator_bound_reason: (!bound.is_empty()).then(|| bound.join("; ")),
             generator_cpu: run.cpu,
             late_sends: t.late,
+            generator_peak_rss_bytes: peak_rss_bytes(),
         },
         latency_us: Percentiles::of(t.get(Kind::Latency)),
         service_time_us: Percentiles::of(t.get(Kind::Service)),
@@ -105,4 +106,17 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
         },
         config: serde_json::to_value(cfg).expect("config serialises"),
     }
+}
+
+/// Peak resident set size of this process (VmHWM in /proc/self/status).
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

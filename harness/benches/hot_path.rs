@@ -1,0 +1,109 @@
+//! The load engine's hot path in isolation: recording one answered request (four
+//! histogram increments and a status count), merging 64 worker intervals, encoding the
+//! prepared requests. Run with `cargo bench -p h2lab --bench hot_path`.
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use h2lab::model::{LoadConfig, LoadModel, Proto, Target};
+use h2lab::record::{Interval, Recorder, Sample};
+
+fn record_one_sample(c: &mut Criterion) {
+    let mut r = Recorder::default();
+    let t = Instant::now();
+    let mut i = 0u64;
+    c.bench_function("record one answered request", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7919);
+            let done = t + Duration::from_micros(100 + (i % 50_000));
+            r.ok(
+                black_box(Sample {
+                    intended: t,
+                    sent: t,
+                    first_byte: t,
+                    done,
+                    status: 200,
+                }),
+                false,
+            );
+        })
+    });
+}
+
+fn merge_64_intervals(c: &mut Criterion) {
+    let t = Instant::now();
+    let parts: Vec<Interval> = (0..64u64)
+        .map(|w| {
+            let mut r = Recorder::default();
+            for i in 0..10_000u64 {
+                let done = t + Duration::from_micros(50 + (i * 37 + w * 1013) % 200_000);
+                r.ok(
+                    Sample {
+                        intended: t,
+                        sent: t,
+                        first_byte: t,
+                        done,
+                        status: 200,
+                    },
+                    false,
+                );
+            }
+            r.take_interval()
+        })
+        .collect();
+    c.bench_function("merge 64 worker intervals", |b| {
+        b.iter(|| {
+            let mut total = Interval::default();
+            for p in &parts {
+                total.merge(black_box(p));
+            }
+            total
+        })
+    });
+}
+
+fn encode_requests(c: &mut Criterion) {
+    let cfg = LoadConfig {
+        url: "http://127.0.0.1:8080/plaintext".into(),
+        scheme: "http".into(),
+        authority: "127.0.0.1:8080".into(),
+        addr: "127.0.0.1:8080".parse().unwrap(),
+        targets: vec![
+            Target {
+                path: "/plaintext".into(),
+            },
+            Target {
+                path: "/json".into(),
+            },
+        ],
+        method: "GET".into(),
+        headers: vec![("accept".into(), "text/plain".into())],
+        body: Vec::new(),
+        body_bytes: 0,
+        proto: Proto::Auto,
+        tls: None,
+        connections: 1,
+        streams: 1,
+        threads: 1,
+        duration: None,
+        warmup: Duration::ZERO,
+        requests: Some(1),
+        model: LoadModel::Closed,
+        timeout: Duration::from_secs(1),
+        keep_alive: true,
+        pipelining: false,
+        tls_resumption: false,
+    };
+    c.bench_function("encode two prepared requests (once per run)", |b| {
+        b.iter(|| h2lab::load::request::prepare(black_box(&cfg)).unwrap())
+    });
+}
+
+criterion_group!(
+    benches,
+    record_one_sample,
+    merge_64_intervals,
+    encode_requests
+);
+criterion_main!(benches);

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# h2lab against the load generators experts trust, on the same server, in one run.
+#
+#   scripts/bench-peers.sh                 # 10 s per measurement
+#   DURATION=5 scripts/bench-peers.sh
+#
+# nginx (1 worker) is pinned to core 1; each generator (wrk, h2load, oha if installed,
+# h2lab) is pinned to core 0 with one thread and the same connections, streams and
+# duration. For each workload it prints requests per generator CPU-second (user + sys of
+# the generator process) and the ratio h2lab / peer. Workloads: h1 64 connections; h2c
+# 16 x 16 streams; h2 over TLS 16 x 16 (ECDSA P-256). Then the open loop: h2lab -r 50000
+# for 10 s, achieved vs target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin"
+DURATION=${DURATION:-10}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+for tool in nginx wrk h2load taskset openssl perl; do
+  command -v "$tool" >/dev/null || { echo "bench-peers: $tool is missing (run scripts/setup.sh)" >&2; exit 2; }
+done
+cargo build --release -q -p h2lab
+H2LAB=target/release/h2lab
+work=$(mktemp -d /tmp/h2lab-peers.XXXXXX); chmod 755 "$work"
+nginx_pid=""
+cleanup() { [ -n "$nginx_pid" ] && kill -TERM -- "-$nginx_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport'; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+user=""; [ "$(id -u)" = 0 ] && user="user nobody nogroup;"
+p_tls=$(free_port); p_clear=$(free_port)
+cp servers-under-test/templates/nginx-static.conf "$work/nginx.conf"
+for kv in "dir=$work" "workers=1" "user=$user" "listen=127.0.0.1:$p_tls" "listen_clear=127.0.0.1:$p_clear" "chain=$work/cert.pem" "key=$work/key.pem"; do
+  k=${kv%%=*}; v=${kv#*=}; v=${v//\//\\/}; sed -i "s/{{$k}}/$v/g" "$work/nginx.conf"
+done
+# nginx's h2c listener: a second server block speaking h2 without TLS.
+p_h2c=$(free_port)
+sed -i "s/listen 127.0.0.1:$p_clear;/listen 127.0.0.1:$p_clear;\n        listen 127.0.0.1:$p_h2c http2;/" "$work/nginx.conf"
+setsid taskset -c "$SERVER_CPU" nginx -c "$work/nginx.conf" -p "$work" >/dev/null 2>&1 &
+nginx_pid=$!
+for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/127.0.0.1/$p_tls") 2>/dev/null && break; sleep 0.02; done
+
+# Runs a generator pinned to the client core; prints "requests cpu_seconds".
+measure() { # name parse-mode command...
+  local name=$1 mode=$2; shift 2
+  local out="$work/$name.out"
+  # `times` reports the CPU of the shell's finished children: the generator alone.
+  local cpu
+  cpu=$(bash -c 'taskset -c '"$CLIENT_CPU"' "$@" >"'"$out"'" 2>&1; times' _ "$@" | tail -1 | awk '{
+      split($1,u,"m"); split($2,s,"m"); sub("s","",u[2]); sub("s","",s[2]);
+      printf "%.3f", u[1]*60+u[2]+s[1]*60+s[2] }')
+  local n
+  case $mode in
+    wrk) n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out");;
+    h2load) n=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$out");;
+    oha) n=$(sed -n 's/.*"successRate".*//p;s/^ *Total: *\([0-9]*\).*/\1/p' "$out" | head -1);;
+    h2lab) n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out");;
+  esac
+  [ -n "$n" ] || { echo "bench-peers: could not read $name's output:" >&2; cat "$out" >&2; exit 1; }
+  echo "$n $cpu"
+}
+
+per_cpu() { awk -v n="$1" -v c="$2" 'BEGIN { printf "%.0f", (c > 0) ? n / c : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0) ? a / b : 0 }'; }
+D="${DURATION}s"
+printf '%-22s %-8s %12s %10s %14s %10s\n' workload tool requests cpu_s "req/cpu-s" "h2lab/it"
+
+report() { # workload h2lab_rate rows...
+  local w=$1 mine=$2; shift 2
+  while [ $# -gt 0 ]; do
+    local tool=$1 n=$2 c=$3; shift 3
+    local r; r=$(per_cpu "$n" "$c")
+    printf '%-22s %-8s %12s %10s %14s %10s\n' "$w" "$tool" "$n" "$c" "$r" "$( [ "$tool" = h2lab ] && echo - || ratio "$mine" "$r")"
+  done
+}
+
+# h1, 64 connections
+read -r n_wrk c_wrk < <(measure wrk-h1 wrk wrk -t1 -c64 -d"$D" "http://127.0.0.1:$p_clear/plaintext")
+read -r n_h2l c_h2l < <(measure h2load-h1 h2load h2load --h1 -t1 -c64 -D "$DURATION" "http://127.0.0.1:$p_clear/plaintext")
+read -r n_me c_me < <(measure h2lab-h1 h2lab "$H2LAB" load -q --threads 1 -c64 -d "$D" "http://127.0.0.1:$p_clear/plaintext")
+mine=$(per_cpu "$n_me" "$c_me")
+report "h1 64 conns" "$mine" h2lab "$n_me" "$c_me" wrk "$n_wrk" "$c_wrk" h2load "$n_h2l" "$c_h2l"
+
+# h2c 16 x 16
+read -r n_h2l c_h2l < <(measure h2load-h2c h2load h2load -t1 -c16 -m16 -D "$DURATION" "http://127.0.0.1:$p_h2c/plaintext")
+read -r n_me c_me < <(measure h2lab-h2c h2lab "$H2LAB" load -q --threads 1 -c16 -m16 --proto h2c -d "$D" "http://127.0.0.1:$p_h2c/plaintext")
+mine=$(per_cpu "$n_me" "$c_me")
+report "h2c 16x16" "$mine" h2lab "$n_me" "$c_me" h2load "$n_h2l" "$c_h2l"
+
+# h2 over TLS 16 x 16
+read -r n_h2l c_h2l < <(measure h2load-tls h2load h2load -t1 -c16 -m16 -D "$DURATION" "https://127.0.0.1:$p_tls/plaintext")
+read -r n_me c_me < <(measure h2lab-tls h2lab "$H2LAB" load -q --threads 1 -c16 -m16 -k -d "$D" "https://127.0.0.1:$p_tls/plaintext")
+mine=$(per_cpu "$n_me" "$c_me")
+rows=(h2lab "$n_me" "$c_me" h2load "$n_h2l" "$c_h2l")
+if command -v oha >/dev/null; then
+  read -r n_oha c_oha < <(measure oha-tls oha oha --no-tui -z "$D" -c16 --http2 -p 16 --insecure "https://127.0.0.1:$p_tls/plaintext")
+  rows+=(oha "$n_oha" "$c_oha")
+fi
+report "h2 TLS 16x16" "$mine" "${rows[@]}"
+
+echo
+echo "open loop: h2lab -r 50000 for ${DURATION}s (h1, 64 connections, one thread on core $CLIENT_CPU)"
+taskset -c "$CLIENT_CPU" "$H2LAB" load -q --threads 1 -c64 -r 50000 -d "$D" --json "$work/open.json" "http://127.0.0.1:$p_clear/plaintext" >/dev/null
+sed -n 's/.*"achieved_ratio": \([0-9.]*\).*/  achieved \/ target = \1/p; s/.*"generator_bound": \(.*\),/  generator_bound = \1/p' "$work/open.json"
