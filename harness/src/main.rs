@@ -12,6 +12,11 @@ use h2lab::cli::{Cli, Command, UsageError};
 use h2lab::load::{self, Shared};
 use h2lab::output::{self, progress::Live};
 
+// The engine allocates per request inside h2 and hyper-free paths alike; mimalloc's
+// thread-local free lists beat glibc's here (measured with scripts/bench-peers.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -77,6 +77,39 @@ pub fn io_class(e: &io::Error) -> String {
     }
 }
 
+/// A request timeout checked lazily: one timer per connection, re-armed only when it
+/// fires, instead of a timer registered and cancelled for every request.
+pub struct Deadline {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// A deadline enforcing `timeout`.
+    pub fn new(timeout: Duration) -> Deadline {
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+        }
+    }
+
+    /// Resolves once the oldest in-flight request, started at `oldest()`, is older than
+    /// the timeout. `oldest` returns `None` when nothing is in flight.
+    pub async fn expired(&mut self, oldest: impl Fn() -> Option<Instant>) {
+        loop {
+            (&mut self.sleep).await;
+            match oldest() {
+                Some(t) if t.elapsed() >= self.timeout => return,
+                Some(t) => self.sleep.as_mut().reset((t + self.timeout).into()),
+                None => self
+                    .sleep
+                    .as_mut()
+                    .reset((Instant::now() + self.timeout).into()),
+            }
+        }
+    }
+}
+
 /// One negotiated outcome, as reported to the collector.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Negotiation {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::conn::{ConnCtx, End};
+use super::conn::{ConnCtx, Deadline, End};
 use super::source::Next;
 use crate::record::Sample;
 
@@ -205,6 +205,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 /// Drives one HTTP/1.1 connection until the source is done or the connection ends.
 pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -> End {
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut deadline = Deadline::new(ctx.timeout);
     loop {
         let ticket = loop {
             match ctx.source.next() {
@@ -215,8 +216,11 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
         };
         let req = ctx.pick();
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(ctx.timeout, exchange(&mut s, &req.h1, req.head, &mut buf)).await;
+        let result = tokio::select! {
+            biased;
+            r = exchange(&mut s, &req.h1, req.head, &mut buf) => Ok(r),
+            _ = deadline.expired(|| Some(sent)) => Err(()),
+        };
         let now = Instant::now();
         match result {
             Ok(Ok((status, first_byte, keep_alive))) => {

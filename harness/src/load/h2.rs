@@ -9,7 +9,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::client::{ResponseFuture, SendRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::conn::{ConnCtx, End};
+use super::conn::{ConnCtx, Deadline, End};
 use super::source::{Next, Ticket};
 use crate::record::Sample;
 
@@ -40,12 +40,12 @@ pub fn builder() -> h2::client::Builder {
 }
 
 async fn one(
+    id: u64,
     ticket: Ticket,
     sent: Instant,
     resp: ResponseFuture,
-    timeout: std::time::Duration,
-) -> (Ticket, Instant, Result<Sample, String>) {
-    let work = async {
+) -> (u64, Ticket, Result<Sample, String>) {
+    let result = async {
         let resp = resp.await.map_err(|e| class(&e))?;
         let first_byte = Instant::now();
         let status = resp.status().as_u16();
@@ -61,12 +61,9 @@ async fn one(
             done: Instant::now(),
             status,
         })
-    };
-    let result = match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err("timeout".to_string()),
-    };
-    (ticket, sent, result)
+    }
+    .await;
+    (id, ticket, result)
 }
 
 /// Runs the connection's I/O in its own task; the driver aborts it when done.
@@ -88,6 +85,13 @@ pub async fn drive(
     ctx: &ConnCtx,
 ) -> End {
     let mut inflight = FuturesUnordered::new();
+    // Send times of in-flight streams, oldest first (streams mostly finish in order; a
+    // finished one is removed when it reaches the front).
+    let mut started: std::collections::VecDeque<(u64, Instant, Ticket)> =
+        std::collections::VecDeque::new();
+    let mut finished: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut next_id = 0u64;
+    let mut deadline = Deadline::new(ctx.timeout);
     let mut done = false;
     let mut reported_limit = false;
     let mut broken = false;
@@ -134,7 +138,9 @@ pub async fn drive(
                     if !end_of_stream {
                         let _ = stream.send_data(req.body.clone(), true);
                     }
-                    inflight.push(one(ticket, sent, resp, ctx.timeout));
+                    next_id += 1;
+                    inflight.push(one(next_id, ticket, sent, resp));
+                    started.push_back((next_id, sent, ticket));
                 }
                 Err(e) => {
                     ctx.recorder.borrow_mut().error(
@@ -156,8 +162,15 @@ pub async fn drive(
         }
         let can_take_more = !done && !broken && inflight.len() < ctx.streams;
         tokio::select! {
-            Some((ticket, _sent, result)) = inflight.next() => {
+            Some((id, ticket, result)) = inflight.next() => {
                 let now = Instant::now();
+                finished.insert(id);
+                while let Some((front, _, _)) = started.front() {
+                    if !finished.remove(front) {
+                        break;
+                    }
+                    started.pop_front();
+                }
                 match result {
                     Ok(sample) => ctx.recorder.borrow_mut().ok(sample, ticket.warmup),
                     Err(class) => {
@@ -169,6 +182,16 @@ pub async fn drive(
                 }
             }
             _ = ctx.source.notified(), if can_take_more => {}
+            _ = deadline.expired(|| started.front().map(|(_, sent, _)| *sent)) => {
+                // The oldest stream is overdue: every in-flight stream on this connection
+                // is recorded as a timeout and the connection is dropped.
+                let now = Instant::now();
+                for (_, _, t) in started.drain(..).filter(|(id, _, _)| !finished.contains(id)) {
+                    ctx.recorder.borrow_mut().error("timeout", t.intended, now, t.warmup);
+                }
+                inflight.clear();
+                broken = true;
+            }
         }
     }
     drop(send);

@@ -9,6 +9,7 @@ pub mod h2;
 pub mod request;
 pub mod schedule;
 pub mod source;
+pub mod timer;
 pub mod upgrade;
 
 use std::cell::RefCell;

@@ -7,11 +7,12 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
 use super::schedule::Schedule;
+use super::timer::PreciseTimer;
 use super::Shared;
 
 /// One request to send.
@@ -152,22 +153,24 @@ impl Source {
     }
 
     /// Fills the open-loop queue from the schedule at `rate` until the end, the budget
-    /// or a stop. Wakes on a 1 ms tick and enqueues everything due, each with its own time.
+    /// or a stop. Wakes at the next intended time (precise timer, 50 us floor) and
+    /// enqueues everything due, each with its own intended time.
     pub async fn generate(self: Rc<Self>, rate: f64) {
         let Some(q) = &self.open else { return };
         let schedule = Schedule::new(self.phases.start, rate);
+        let mut timer = PreciseTimer::new();
         let mut next = 0u64;
-        let mut tick = tokio::time::interval(Duration::from_millis(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         'run: loop {
-            tick.tick().await;
             if self.stopped() {
                 break;
             }
-            let due = schedule.due_by(Instant::now());
+            let now = Instant::now();
             let mut pushed = 0;
-            while next < due {
+            loop {
                 let intended = schedule.at(next);
+                if intended > now {
+                    break;
+                }
                 if self.phases.end.is_some_and(|e| intended >= e) {
                     break 'run;
                 }
@@ -186,6 +189,7 @@ impl Source {
             for _ in 0..pushed {
                 q.notify.notify_one();
             }
+            timer.sleep_until(schedule.at(next)).await;
         }
         q.done.set(true);
         q.notify.notify_waiters();
