@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --all-targets
-cargo test --workspace --all-targets -- --test-threads="${H2LAB_TEST_THREADS:-2}"
+RUST_TEST_THREADS="${H2LAB_TEST_THREADS:-2}" cargo test --workspace --all-targets
