@@ -9,4 +9,6 @@ pub mod load;
 pub mod model;
 pub mod output;
 pub mod record;
+pub mod run;
+pub mod scenario;
 pub mod tls;

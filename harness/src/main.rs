@@ -30,6 +30,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Load(args) => run_load(&args),
         Command::Doctor => doctor(),
+        Command::Validate(args) => validate(&args),
+        Command::Run(args) => run_scenario(&args),
     };
     match result {
         Ok(code) => code,
@@ -83,7 +85,7 @@ fn run_load(args: &h2lab::cli::load::LoadArgs) -> anyhow::Result<ExitCode> {
         h2lab::record::hlog::write(path, run.started, &run.intervals)
             .with_context(|| format!("cannot write --hlog {}", path.display()))?;
     }
-    print!("{}", output::summary::render(&result));
+    print_out(&output::summary::render(&result));
     Ok(if sigint.load(Ordering::Relaxed) {
         ExitCode::from(130)
     } else if sigterm.load(Ordering::Relaxed) {
@@ -93,6 +95,72 @@ fn run_load(args: &h2lab::cli::load::LoadArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn validate(args: &h2lab::cli::scenario::ValidateArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file).unwrap_or_default();
+    let mut diags = match h2lab::scenario::load(&args.file) {
+        Ok(plan) => {
+            println!(
+                "{}: ok, {} cells x {} repetitions",
+                args.file.display(),
+                plan.cells.len(),
+                plan.repetitions
+            );
+            Vec::new()
+        }
+        Err(e) => e.0,
+    };
+    diags.extend(h2lab::scenario::missing_proxy_diagnostics(
+        &args.file, &text,
+    ));
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    Ok(if diags.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn run_scenario(args: &h2lab::cli::scenario::RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = match h2lab::scenario::load(&args.file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.dry_run {
+        use std::fmt::Write as _;
+        let mut out = format!(
+            "{} cells x {} repetitions ({}):\n",
+            plan.cells.len(),
+            plan.repetitions,
+            plan.name
+        );
+        for cell in &plan.cells {
+            let axes: Vec<String> = cell.axes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(out, "  {}  [{}]", cell.id, axes.join(" "));
+        }
+        for (proxy, hint) in &plan.missing_proxies {
+            let _ = writeln!(
+                out,
+                "  note: {proxy} is not installed; its cells will be skipped ({hint})"
+            );
+        }
+        print_out(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    h2lab::run::execute(&plan, &args.file, args)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error worth a panic.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn doctor() -> anyhow::Result<ExitCode> {

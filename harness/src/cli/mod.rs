@@ -2,6 +2,7 @@
 //! here, once.
 
 pub mod load;
+pub mod scenario;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,12 @@ pub enum Command {
     /// Generate load against a URL (closed loop, or open loop at a constant rate) and
     /// record every request in HdrHistograms.
     Load(Box<load::LoadArgs>),
+    /// Check a scenario file: unknown keys, wrong types, impossible combinations, missing
+    /// proxies, each with file:line:column and a hint (exit 2 when anything is wrong).
+    Validate(scenario::ValidateArgs),
+    /// Run a scenario matrix: start each topology, drive it, tear it down, and write a
+    /// results directory (`--dry-run` lists the cells).
+    Run(scenario::RunArgs),
     /// Show where the lab finds its servers under test and which real proxies are installed.
     Doctor,
 }
