@@ -1,12 +1,418 @@
-//! Running a plan: placeholder until the orchestrator lands.
+//! Running a plan: for every repetition, for every cell (interleaved: A B C A B C, so
+//! machine drift spreads evenly), start the topology, fetch `/info` through it, warm up
+//! and measure with the load engine, stop everything, and record the cell. The manifest
+//! is rewritten after every cell, so an interrupted run leaves a valid one.
 
-use std::path::Path;
+pub mod env;
+pub mod info;
+pub mod topology;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use h2lab_common::pki::{KeyType, Pki};
+use serde::Serialize;
 
 use crate::cli::scenario::RunArgs;
-use crate::model::Plan;
+use crate::load::{self, Shared};
+use crate::model::plan::{Cell, Offer, Plan, Topology};
+use crate::model::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig};
+use crate::output::atomic_write;
+use topology::Launcher;
 
-/// Runs every cell of `plan` and writes the results directory.
-pub fn execute(_plan: &Plan, _file: &Path, _args: &RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("h2lab run is not implemented yet; use --dry-run")
+/// Schema of `manifest.json`.
+pub const MANIFEST_SCHEMA: &str = "h2lab.manifest/v1";
+
+/// Outcome of one cell and repetition.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRecord {
+    /// Cell id.
+    pub cell: String,
+    /// Repetition (1-based).
+    pub rep: u32,
+    /// `ok`, `failed` or `skipped`.
+    pub status: String,
+    /// Why it failed or was skipped.
+    pub reason: Option<String>,
+    /// Directory of its files, relative to the run directory.
+    pub dir: String,
+    /// Achieved requests/s.
+    pub rps: Option<f64>,
+    /// Protocol that reached the app (from `/info`).
+    pub app_protocol: Option<String>,
+    /// Seconds to start the topology (spawn to readiness).
+    pub start_s: f64,
+    /// Seconds to stop it.
+    pub stop_s: f64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Serialize)]
+pub struct Manifest<'a> {
+    /// Always [`MANIFEST_SCHEMA`].
+    pub schema: &'static str,
+    /// Run id (directory name).
+    pub run_id: String,
+    /// The scenario file as given.
+    pub scenario_file: String,
+    /// Its text, verbatim.
+    pub scenario: String,
+    /// The expanded plan.
+    pub plan: &'a Plan,
+    /// Wall-clock start.
+    pub started_at: String,
+    /// Wall-clock end, once finished.
+    pub finished_at: Option<String>,
+    /// Every cell ran (or was skipped).
+    pub complete: bool,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Machine and software.
+    pub environment: env::Environment,
+    /// CPU pinning used.
+    pub pinning: Pinning,
+    /// Cells done so far.
+    pub cells: Vec<CellRecord>,
+}
+
+/// CPU pinning of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pinning {
+    /// Whether pinning was on.
+    pub enabled: bool,
+    /// Core the servers ran on.
+    pub server_core: Option<usize>,
+    /// Worker threads of the generator.
+    pub generator_threads: usize,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn run_id(plan: &Plan) -> String {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    // The pid keeps two runs started in the same second apart.
+    format!("{}-{stamp}-{}", plan.name, std::process::id())
+}
+
+/// The load engine's configuration for `cell` against `target`.
+pub fn load_config(
+    plan: &Plan,
+    cell: &Cell,
+    target: &topology::Launched,
+    threads: usize,
+) -> LoadConfig {
+    let https = target.scheme == "https";
+    let port = target.addr.port();
+    let authority = if https {
+        format!("localhost:{port}")
+    } else {
+        target.addr.to_string()
+    };
+    let (authority, host) = match &cell.topology {
+        Topology::External(url) => {
+            let uri: http::Uri = url.parse().expect("validated URL");
+            let a = uri.authority().map(|a| a.to_string()).unwrap_or(authority);
+            let h = uri.host().unwrap_or("localhost").to_string();
+            (a, h)
+        }
+        _ => (authority, "localhost".to_string()),
+    };
+    let (proto, alpn) = match &cell.offer {
+        Offer::Tls(list) => (Proto::Auto, list.clone()),
+        Offer::H1 => (Proto::H1, Vec::new()),
+        Offer::H2c => (Proto::H2c, Vec::new()),
+        Offer::H2cUpgrade => (Proto::H2cUpgrade, Vec::new()),
+    };
+    LoadConfig {
+        url: format!("{}://{authority}{}", target.scheme, cell.request.path),
+        scheme: target.scheme.clone(),
+        authority,
+        addr: target.addr,
+        targets: vec![Target {
+            path: cell.request.path.clone(),
+        }],
+        method: cell.request.method.clone(),
+        headers: Vec::new(),
+        body: vec![b'x'; cell.request.body_bytes],
+        body_bytes: cell.request.body_bytes,
+        proto,
+        tls: https.then(|| TlsClientConfig {
+            stack: cell.client_tls,
+            min: None,
+            max: None,
+            ciphers: None,
+            tls13_suites: None,
+            alpn,
+            cacert: target.ca.clone(),
+            insecure: false,
+            sni: host,
+        }),
+        connections: cell.load.connections,
+        streams: cell.load.streams,
+        threads,
+        duration: Some(plan.duration),
+        warmup: plan.warmup,
+        requests: None,
+        model: match cell.load.rate {
+            Some(rate) => LoadModel::Open { rate },
+            None => LoadModel::Closed,
+        },
+        timeout: plan.timeout,
+        keep_alive: true,
+        pipelining: false,
+        tls_resumption: false,
+    }
+}
+
+struct Signals {
+    int: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+    any: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        let s = Signals {
+            int: Arc::default(),
+            term: Arc::default(),
+            any: Arc::default(),
+        };
+        for (sig, flag) in [
+            (signal_hook::consts::SIGINT, &s.int),
+            (signal_hook::consts::SIGTERM, &s.term),
+        ] {
+            signal_hook::flag::register(sig, flag.clone())
+                .context("cannot install signal handler")?;
+            signal_hook::flag::register(sig, s.any.clone())
+                .context("cannot install signal handler")?;
+        }
+        Ok(s)
+    }
+}
+
+/// Runs every cell of `plan`, writes the results directory, returns the exit code:
+/// 0 all cells ran, 1 some cell failed, 130/143 interrupted.
+pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let signals = Signals::install()?;
+    let id = run_id(plan);
+    let out: PathBuf = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&id));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let sut = h2lab_common::launch::locate_sut()
+        .context("the sut binary is needed to start topologies")?;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pin_core = (args.pin && cpus > 1).then_some(cpus - 1);
+    let threads = if pin_core.is_some() { cpus - 1 } else { cpus };
+
+    // A fresh PKI per run, for every key type the plan uses.
+    let pki_dir = out.join("pki");
+    std::fs::create_dir_all(&pki_dir)?;
+    let mut pki = Vec::new();
+    for key in [KeyType::Ecdsa, KeyType::Rsa] {
+        if plan.cells.iter().any(|c| c.cert == key) {
+            let files = Pki::generate(key)?.write_to(&pki_dir, key.as_str())?;
+            pki.push((key, files));
+        }
+    }
+    let launcher = Launcher {
+        sut,
+        pki: &pki,
+        owner: id.clone(),
+        pin_core,
+    };
+    let mut manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        run_id: id.clone(),
+        scenario_file: file.display().to_string(),
+        scenario: std::fs::read_to_string(file).unwrap_or_default(),
+        plan,
+        started_at: now(),
+        finished_at: None,
+        complete: false,
+        interrupted: false,
+        environment: env::collect(),
+        pinning: Pinning {
+            enabled: pin_core.is_some(),
+            server_core: pin_core,
+            generator_threads: threads,
+        },
+        cells: Vec::new(),
+    };
+    let write_manifest = |m: &Manifest| {
+        atomic_write(&out.join("manifest.json"), |w| {
+            serde_json::to_writer_pretty(&mut *w, m).map_err(std::io::Error::other)?;
+            std::io::Write::write_all(w, b"\n")
+        })
+    };
+    write_manifest(&manifest)?;
+    let total = plan.cells.len() * plan.repetitions as usize;
+    let mut done = 0;
+    'reps: for rep in 1..=plan.repetitions {
+        for cell in &plan.cells {
+            if signals.any.load(Ordering::Relaxed) {
+                break 'reps;
+            }
+            done += 1;
+            let rel = format!("cells/{}/rep-{rep}", cell.id);
+            let dir = out.join(&rel);
+            std::fs::create_dir_all(&dir)?;
+            let record = run_cell(plan, cell, rep, &dir, &rel, &launcher, threads, &signals);
+            if !args.quiet {
+                let what = match (&record.status[..], record.rps) {
+                    ("ok", Some(rps)) => format!(
+                        "ok {rps:.0} req/s, app saw {}",
+                        record.app_protocol.as_deref().unwrap_or("?")
+                    ),
+                    (s, _) => format!("{s}: {}", record.reason.as_deref().unwrap_or("")),
+                };
+                eprintln!(
+                    "[{done}/{total}] rep {rep} {}: {what} (start {:.2}s, stop {:.2}s)",
+                    cell.id, record.start_s, record.stop_s
+                );
+            }
+            manifest.cells.push(record);
+            write_manifest(&manifest)?;
+        }
+    }
+    manifest.interrupted = signals.any.load(Ordering::Relaxed);
+    manifest.complete = !manifest.interrupted;
+    manifest.finished_at = Some(now());
+    write_manifest(&manifest)?;
+    println!("results: {}", out.display());
+    let failed = manifest
+        .cells
+        .iter()
+        .filter(|c| c.status == "failed")
+        .count();
+    Ok(if signals.int.load(Ordering::Relaxed) {
+        ExitCode::from(130)
+    } else if signals.term.load(Ordering::Relaxed) {
+        ExitCode::from(143)
+    } else if failed > 0 {
+        eprintln!("{failed} cell run(s) failed; see manifest.json");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cell(
+    plan: &Plan,
+    cell: &Cell,
+    rep: u32,
+    dir: &Path,
+    rel: &str,
+    launcher: &Launcher,
+    threads: usize,
+    signals: &Signals,
+) -> CellRecord {
+    let mut record = CellRecord {
+        cell: cell.id.clone(),
+        rep,
+        status: "ok".into(),
+        reason: None,
+        dir: rel.to_string(),
+        rps: None,
+        app_protocol: None,
+        start_s: 0.0,
+        stop_s: 0.0,
+    };
+    if let Topology::RealProxy(kind) = &cell.topology {
+        if kind.find().is_none() {
+            record.status = "skipped".into();
+            record.reason = Some(format!(
+                "{} is not installed ({})",
+                kind.name(),
+                kind.install_hint()
+            ));
+            return record;
+        }
+    }
+    if cell.engine != "h2lab" {
+        record.status = "skipped".into();
+        record.reason = Some(format!(
+            "engine `{}` is not supported by h2lab run yet",
+            cell.engine
+        ));
+        return record;
+    }
+    let launched = match launcher.start(cell, dir) {
+        Ok(l) => l,
+        Err(e) => {
+            record.status = "failed".into();
+            record.reason = Some(e);
+            return record;
+        }
+    };
+    record.start_s = launched.start_time.as_secs_f64();
+    let cfg = load_config(plan, cell, &launched, threads);
+    match info::fetch(&cfg) {
+        Ok(info) => {
+            record.app_protocol = info["http_version"].as_str().map(str::to_string);
+            let _ = std::fs::write(
+                dir.join("info.json"),
+                serde_json::to_vec_pretty(&info).unwrap_or_default(),
+            );
+        }
+        Err(e) => {
+            let _ = std::fs::write(dir.join("info.error.txt"), &e);
+        }
+    }
+    let shared = Arc::new(Shared {
+        connections: cfg.connections,
+        ..Shared::default()
+    });
+    let stop = shared.clone();
+    let run = load::run(&cfg, shared, |_| {
+        if signals.any.load(Ordering::Relaxed) {
+            stop.stop.store(true, Ordering::Relaxed);
+        }
+    });
+    record.stop_s = launched.stop().as_secs_f64();
+    match run {
+        Ok(run) => {
+            let result = crate::output::result::build(&cfg, &run);
+            record.rps = Some(result.summary.rps);
+            let wrote = atomic_write(&dir.join("result.json"), |w| {
+                serde_json::to_writer_pretty(&mut *w, &result).map_err(std::io::Error::other)?;
+                std::io::Write::write_all(w, b"\n")
+            })
+            .and_then(|()| {
+                crate::record::hlog::write(&dir.join("latency.hlog"), run.started, &run.intervals)
+            });
+            if let Err(e) = wrote {
+                record.status = "failed".into();
+                record.reason = Some(format!("cannot write results: {e}"));
+            } else if result.summary.ok == 0 {
+                record.status = "failed".into();
+                let errors: Vec<String> = result
+                    .errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                record.reason = Some(format!("every request failed ({})", errors.join(", ")));
+            }
+        }
+        Err(e) => {
+            record.status = "failed".into();
+            record.reason = Some(e.to_string());
+        }
+    }
+    record
 }

@@ -1,0 +1,206 @@
+//! Starts the servers of one cell's topology on OS-chosen ports (sut processes and real
+//! proxies through the shared launcher), and stops them all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use h2lab_common::launch::{self, ProxySpec, RunningServer};
+use h2lab_common::pki::{KeyType, PkiFiles};
+
+use crate::model::plan::{Cell, ServerTls, Topology};
+
+/// A started topology.
+pub struct Launched {
+    /// Where the client connects.
+    pub addr: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The CA clients trust (None for external targets: built-in roots).
+    pub ca: Option<PathBuf>,
+    /// Every process of the topology, front first.
+    pub servers: Vec<RunningServer>,
+    /// Time from the first spawn to the last readiness signal.
+    pub start_time: Duration,
+}
+
+impl Launched {
+    /// Stops every server and returns how long that took.
+    pub fn stop(self) -> Duration {
+        let t = Instant::now();
+        for s in self.servers {
+            s.stop();
+        }
+        t.elapsed()
+    }
+}
+
+/// How to start processes for a run.
+pub struct Launcher<'a> {
+    /// The `sut` binary.
+    pub sut: PathBuf,
+    /// Certificates by key type.
+    pub pki: &'a [(KeyType, PkiFiles)],
+    /// Environment marker set on every sut process (lets tests find leftovers).
+    pub owner: String,
+    /// Core to pin servers to, if pinning.
+    pub pin_core: Option<usize>,
+}
+
+const READY: Duration = Duration::from_secs(30);
+
+impl Launcher<'_> {
+    fn files(&self, key: KeyType) -> &PkiFiles {
+        &self
+            .pki
+            .iter()
+            .find(|(k, _)| *k == key)
+            .expect("PKI generated for every key type in the plan")
+            .1
+    }
+
+    fn sut(&self, dir: &Path, name: &str, args: Vec<String>) -> Result<RunningServer, String> {
+        let (bin, mut all) = match self.pin_core {
+            Some(core) => (
+                PathBuf::from("taskset"),
+                vec![
+                    "-c".to_string(),
+                    core.to_string(),
+                    self.sut.display().to_string(),
+                ],
+            ),
+            None => (self.sut.clone(), Vec::new()),
+        };
+        all.extend(args);
+        // Fault injection for tests: makes this topology's server refuse to start.
+        if std::env::var("H2LAB_FAULT_START").is_ok_and(|t| name.starts_with(&t)) {
+            all.push("--fault-injected-bad-flag".into());
+        }
+        let env = [("H2LAB_OWNER".to_string(), self.owner.clone())];
+        let log = dir.join(format!("{name}.log"));
+        launch::start_sut(&bin, &all, &env, Some(&log), READY)
+            .map_err(|e| format!("{name} did not start: {e}"))
+    }
+
+    fn tls_args(&self, cell: &Cell) -> Vec<String> {
+        let stack = match cell.server_tls {
+            ServerTls::None => return Vec::new(),
+            ServerTls::Rustls => "rustls",
+            ServerTls::Openssl => "openssl",
+        };
+        let f = self.files(cell.cert);
+        vec![
+            "--tls".into(),
+            stack.into(),
+            "--cert".into(),
+            f.chain.display().to_string(),
+            "--key".into(),
+            f.key.display().to_string(),
+            "--tls-min".into(),
+            cell.tls_min.clone(),
+            "--tls-max".into(),
+            cell.tls_max.clone(),
+        ]
+    }
+
+    /// Starts the topology of `cell`, logs in `dir`.
+    pub fn start(&self, cell: &Cell, dir: &Path) -> Result<Launched, String> {
+        let t0 = Instant::now();
+        let listen = || {
+            vec![
+                "--listen".to_string(),
+                "127.0.0.1:0".to_string(),
+                "--workers".to_string(),
+                "1".to_string(),
+            ]
+        };
+        let mut servers = Vec::new();
+        let front = match &cell.topology {
+            Topology::External(url) => {
+                let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+                let https = uri.scheme_str() == Some("https");
+                let host = uri.host().unwrap_or("localhost");
+                let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{host} has no address"))?;
+                return Ok(Launched {
+                    addr,
+                    scheme: if https { "https" } else { "http" }.into(),
+                    ca: None,
+                    servers,
+                    start_time: t0.elapsed(),
+                });
+            }
+            Topology::DirectEdge => {
+                let mut a = vec!["edge".to_string()];
+                a.extend(listen());
+                a.extend(self.tls_args(cell));
+                self.sut(dir, "direct-edge", a)?
+            }
+            Topology::InProcess | Topology::OutOfProcess => {
+                let oop = cell.topology == Topology::OutOfProcess;
+                let name = if oop { "out-of-process" } else { "in-process" };
+                let mut a = vec!["host".to_string(), "--hosting".into(), name.into()];
+                a.extend(listen());
+                a.extend(self.tls_args(cell));
+                if oop {
+                    a.extend([
+                        "--eager-start".into(),
+                        "--app-log".into(),
+                        dir.join("app.log").display().to_string(),
+                    ]);
+                }
+                self.sut(dir, name, a)?
+            }
+            Topology::SutProxy | Topology::RealProxy(_) => {
+                let backend = self.sut(
+                    dir,
+                    "backend",
+                    vec!["app".into(), "--listen".into(), "127.0.0.1:0".into()],
+                )?;
+                let backend_addr = backend.addr;
+                servers.push(backend);
+                match &cell.topology {
+                    Topology::SutProxy => {
+                        let mut a = vec![
+                            "proxy".to_string(),
+                            "--upstream".into(),
+                            format!("http://{backend_addr}"),
+                        ];
+                        a.extend(listen());
+                        a.extend(self.tls_args(cell));
+                        self.sut(dir, "reverse-proxy-sut", a)?
+                    }
+                    Topology::RealProxy(kind) => {
+                        let f = self.files(cell.cert);
+                        let spec = ProxySpec {
+                            kind: *kind,
+                            backend: backend_addr,
+                            backend_h2: false,
+                            chain: f.chain.clone(),
+                            key: f.key.clone(),
+                            workers: 1,
+                        };
+                        launch::start_proxy(&spec, READY)
+                            .map_err(|e| format!("{} did not start: {e}", kind.name()))?
+                    }
+                    _ => unreachable!(),
+                }
+            }
+        };
+        let addr = front.addr;
+        let scheme = front.scheme.clone();
+        servers.insert(0, front);
+        Ok(Launched {
+            addr,
+            scheme,
+            ca: (cell.server_tls != ServerTls::None
+                || matches!(cell.topology, Topology::RealProxy(_)))
+            .then(|| self.files(cell.cert).ca.clone()),
+            servers,
+            start_time: t0.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! `h2lab run` end to end on the embedded servers: results for every cell, the protocol
+//! that reached the app through each topology, no process left behind, a topology that
+//! fails to start recorded while the rest completes, and an interrupted run leaving a
+//! valid manifest.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// Processes still running with our run's owner marker in their environment.
+fn leftovers(run_id: &str) -> Vec<String> {
+    let marker = format!("H2LAB_OWNER={run_id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            let cmd = String::from_utf8_lossy(
+                &std::fs::read(e.path().join("cmdline")).unwrap_or_default(),
+            )
+            .replace('\0', " ");
+            env.split(|b| *b == 0)
+                .any(|kv| kv == marker.as_bytes())
+                .then(|| format!("{} {cmd}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+fn short_scenario(dir: &Path, topologies: &str) -> std::path::PathBuf {
+    let path = dir.join("s.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[scenario]\nname = \"t\"\nduration = \"1s\"\nwarmup = \"200ms\"\nrepetitions = 2\n[axes]\ntopology = [{topologies}]\nload = [{{ connections = 4, streams = 4 }}]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn quick_scenario_runs_every_cell_and_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let status = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .arg(repo().join("scenarios/quick.toml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let m = json(&out.join("manifest.json"));
+    assert_eq!(m["schema"], "h2lab.manifest/v1");
+    assert_eq!(m["complete"], true);
+    assert!(m["environment"]["openssl"]
+        .as_str()
+        .unwrap()
+        .contains("OpenSSL"));
+    let cells = m["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    for c in cells {
+        assert_eq!(c["status"], "ok", "{c}");
+        assert!(
+            c["start_s"].as_f64().unwrap() < 1.0 && c["stop_s"].as_f64().unwrap() < 1.0,
+            "orchestration overhead: {c}"
+        );
+        let cell_dir = out.join(c["dir"].as_str().unwrap());
+        let result = json(&cell_dir.join("result.json"));
+        assert_eq!(result["schema"], "h2lab.result/v1");
+        assert!(result["summary"]["ok"].as_u64().unwrap() > 0);
+        assert_eq!(
+            result["negotiated"]["protocol"], "h2",
+            "HTTP/2 at the edge: {c}"
+        );
+        assert!(cell_dir.join("latency.hlog").exists());
+        // Which protocol reached the app, and whether https was restored.
+        let info = json(&cell_dir.join("info.json"));
+        let id = c["cell"].as_str().unwrap();
+        let (expect, scheme) =
+            if id.starts_with("reverse-proxy") || id.starts_with("out-of-process") {
+                ("HTTP/1.1", "https")
+            } else {
+                ("HTTP/2", "https")
+            };
+        assert_eq!(info["http_version"], expect, "{id}");
+        assert_eq!(info["scheme"], scheme, "{id}");
+    }
+    let left = leftovers(m["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_topology_that_fails_to_start_is_recorded_and_the_rest_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = short_scenario(dir.path(), "\"in-process\", \"direct-edge\"");
+    let out = dir.path().join("run");
+    let status = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .env("H2LAB_FAULT_START", "in-process")
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "a failed cell makes the run exit 1");
+    let m = json(&out.join("manifest.json"));
+    let cells = m["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "both cells, two interleaved repetitions");
+    let order: Vec<&str> = cells
+        .iter()
+        .map(|c| c["cell"].as_str().unwrap().split('.').next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["in-process", "direct-edge", "in-process", "direct-edge"],
+        "interleaved A B A B"
+    );
+    for c in cells {
+        if c["cell"].as_str().unwrap().starts_with("in-process") {
+            assert_eq!(c["status"], "failed");
+            assert!(
+                c["reason"].as_str().unwrap().contains("did not start"),
+                "{c}"
+            );
+        } else {
+            assert_eq!(c["status"], "ok", "{c}");
+        }
+    }
+    assert!(leftovers(m["run_id"].as_str().unwrap()).is_empty());
+}
+
+#[test]
+fn an_interrupted_run_leaves_a_valid_manifest_of_completed_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = short_scenario(
+        dir.path(),
+        "\"direct-edge\", \"in-process\", \"reverse-proxy:sut\"",
+    );
+    let out = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first progress line means one cell is complete and in the manifest.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let first = lines.next().expect("a progress line").unwrap();
+    assert!(first.starts_with("[1/6]"), "{first}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "run did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let m = json(&out.join("manifest.json"));
+    assert_eq!(m["interrupted"], true);
+    assert_eq!(m["complete"], false);
+    let n = m["cells"].as_array().unwrap().len();
+    assert!((1..6).contains(&n), "{n} cells recorded");
+    let left = leftovers(m["run_id"].as_str().unwrap());
+    assert!(left.is_empty(), "{left:?}");
+}
