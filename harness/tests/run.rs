@@ -189,3 +189,56 @@ fn an_interrupted_run_leaves_a_valid_manifest_of_completed_cells() {
     let left = leftovers(m["run_id"].as_str().unwrap());
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn peer_engines_sit_beside_h2lab_in_the_same_results() {
+    let have = |t: &str| {
+        std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .any(|d| Path::new(d).join(t).is_file())
+    };
+    if !(have("wrk") && have("h2load")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "wrk and h2load are installed by scripts/setup.sh in CI"
+        );
+        eprintln!("skipping: wrk or h2load not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("p.toml");
+    std::fs::write(
+        &scenario,
+        "[scenario]\nname = \"peers\"\nduration = \"1s\"\nengines = [\"h2lab\", \"wrk\", \"h2load\"]\n[axes]\ntopology = [\"direct-edge\"]\nserver_tls = [\"none\"]\nclient_offer = [\"h1\", \"h2c\"]\nload = [{ connections = 4, streams = 2 }]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let status = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let m = json(&out.join("manifest.json"));
+    let mut tools = std::collections::BTreeMap::new();
+    for c in m["cells"].as_array().unwrap() {
+        let id = c["cell"].as_str().unwrap();
+        if id.contains(".h2c.") && id.ends_with(".wrk") {
+            assert_eq!(c["status"], "skipped", "wrk cannot speak h2c: {c}");
+            assert!(c["reason"].as_str().unwrap().contains("HTTP/1.1 only"));
+            continue;
+        }
+        assert_eq!(c["status"], "ok", "{c}");
+        let r = json(&out.join(c["dir"].as_str().unwrap()).join("result.json"));
+        assert_eq!(r["schema"], "h2lab.result/v1");
+        assert!(r["summary"]["ok"].as_u64().unwrap() > 0, "{id}");
+        let name = r["tool"]["name"].as_str().unwrap().to_string();
+        assert!(!r["tool"]["version"].as_str().unwrap().is_empty());
+        *tools.entry(name).or_insert(0) += 1;
+    }
+    assert_eq!(tools.get("h2lab"), Some(&2));
+    assert_eq!(tools.get("wrk"), Some(&1));
+    assert_eq!(tools.get("h2load"), Some(&2));
+}

@@ -5,6 +5,7 @@
 
 pub mod env;
 pub mod info;
+pub mod peer;
 pub mod topology;
 
 use std::path::{Path, PathBuf};
@@ -311,6 +312,13 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
     })
 }
 
+fn write_result(dir: &Path, result: &crate::model::ResultV1) -> std::io::Result<()> {
+    atomic_write(&dir.join("result.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, result).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(w, b"\n")
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_cell(
     plan: &Plan,
@@ -344,14 +352,6 @@ fn run_cell(
             return record;
         }
     }
-    if cell.engine != "h2lab" {
-        record.status = "skipped".into();
-        record.reason = Some(format!(
-            "engine `{}` is not supported by h2lab run yet",
-            cell.engine
-        ));
-        return record;
-    }
     let launched = match launcher.start(cell, dir) {
         Ok(l) => l,
         Err(e) => {
@@ -374,6 +374,28 @@ fn run_cell(
             let _ = std::fs::write(dir.join("info.error.txt"), &e);
         }
     }
+    if cell.engine != "h2lab" {
+        let outcome = peer::run(&cell.engine, &cfg);
+        record.stop_s = launched.stop().as_secs_f64();
+        match outcome {
+            Ok(result) => {
+                record.rps = Some(result.summary.rps);
+                if let Err(e) = write_result(dir, &result) {
+                    record.status = "failed".into();
+                    record.reason = Some(format!("cannot write results: {e}"));
+                }
+            }
+            Err(peer::PeerError::Skip(why)) => {
+                record.status = "skipped".into();
+                record.reason = Some(why);
+            }
+            Err(peer::PeerError::Failed(why)) => {
+                record.status = "failed".into();
+                record.reason = Some(why);
+            }
+        }
+        return record;
+    }
     let shared = Arc::new(Shared {
         connections: cfg.connections,
         ..Shared::default()
@@ -389,11 +411,7 @@ fn run_cell(
         Ok(run) => {
             let result = crate::output::result::build(&cfg, &run);
             record.rps = Some(result.summary.rps);
-            let wrote = atomic_write(&dir.join("result.json"), |w| {
-                serde_json::to_writer_pretty(&mut *w, &result).map_err(std::io::Error::other)?;
-                std::io::Write::write_all(w, b"\n")
-            })
-            .and_then(|()| {
+            let wrote = write_result(dir, &result).and_then(|()| {
                 crate::record::hlog::write(&dir.join("latency.hlog"), run.started, &run.intervals)
             });
             if let Err(e) = wrote {
