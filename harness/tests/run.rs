@@ -242,3 +242,54 @@ fn peer_engines_sit_beside_h2lab_in_the_same_results() {
     assert_eq!(tools.get("wrk"), Some(&1));
     assert_eq!(tools.get("h2load"), Some(&2));
 }
+
+#[test]
+fn real_proxies_in_a_run_forward_http11_and_the_app_restores_https() {
+    let installed = h2lab_common::launch::ProxyKind::ALL
+        .iter()
+        .all(|k| k.find().is_some());
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx, apache2 and haproxy are installed by scripts/setup.sh in CI"
+        );
+        eprintln!("skipping: a real proxy is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = short_scenario(
+        dir.path(),
+        "\"reverse-proxy:nginx\", \"reverse-proxy:apache\", \"reverse-proxy:haproxy\"",
+    );
+    let out = dir.path().join("run");
+    let status = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let m = json(&out.join("manifest.json"));
+    assert!(m["environment"]["proxies"]["nginx"]
+        .as_str()
+        .unwrap()
+        .contains("nginx"));
+    let cells = m["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6);
+    for c in cells {
+        assert_eq!(c["status"], "ok", "{c}");
+        let d = out.join(c["dir"].as_str().unwrap());
+        let info = json(&d.join("info.json"));
+        assert_eq!(
+            (info["http_version"].as_str(), info["scheme"].as_str()),
+            (Some("HTTP/1.1"), Some("https")),
+            "{c}"
+        );
+        assert_eq!(
+            json(&d.join("result.json"))["negotiated"]["protocol"],
+            "h2",
+            "{c}"
+        );
+    }
+    assert!(leftovers(m["run_id"].as_str().unwrap()).is_empty());
+}
