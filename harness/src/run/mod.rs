@@ -262,6 +262,7 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
     };
     write_manifest(&manifest)?;
     let total = plan.cells.len() * plan.repetitions as usize;
+    let progress = crate::output::progress::RunProgress::new(total, args.quiet);
     let mut done = 0;
     'reps: for rep in 1..=plan.repetitions {
         for cell in &plan.cells {
@@ -272,8 +273,20 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
             let rel = format!("cells/{}/rep-{rep}", cell.id);
             let dir = out.join(&rel);
             std::fs::create_dir_all(&dir)?;
-            let record = run_cell(plan, cell, rep, &dir, &rel, &launcher, threads, &signals);
-            if !args.quiet {
+            let label = format!("[{}/{total}] rep {rep} {}", done, cell.id);
+            progress.cell_started(&label);
+            let record = run_cell(
+                plan,
+                cell,
+                rep,
+                &dir,
+                &rel,
+                &launcher,
+                threads,
+                &signals,
+                &|p| progress.cell_load(&label, p),
+            );
+            {
                 let what = match (&record.status[..], record.rps) {
                     ("ok", Some(rps)) => format!(
                         "ok {rps:.0} req/s, app saw {}",
@@ -281,15 +294,16 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
                     ),
                     (s, _) => format!("{s}: {}", record.reason.as_deref().unwrap_or("")),
                 };
-                eprintln!(
+                progress.cell_done(&format!(
                     "[{done}/{total}] rep {rep} {}: {what} (start {:.2}s, stop {:.2}s)",
                     cell.id, record.start_s, record.stop_s
-                );
+                ));
             }
             manifest.cells.push(record);
             write_manifest(&manifest)?;
         }
     }
+    progress.finish();
     manifest.interrupted = signals.any.load(Ordering::Relaxed);
     manifest.complete = !manifest.interrupted;
     manifest.finished_at = Some(now());
@@ -329,6 +343,7 @@ fn run_cell(
     launcher: &Launcher,
     threads: usize,
     signals: &Signals,
+    on_load: &dyn Fn(&crate::load::Progress),
 ) -> CellRecord {
     let mut record = CellRecord {
         cell: cell.id.clone(),
@@ -401,7 +416,8 @@ fn run_cell(
         ..Shared::default()
     });
     let stop = shared.clone();
-    let run = load::run(&cfg, shared, |_| {
+    let run = load::run(&cfg, shared, |p| {
+        on_load(p);
         if signals.any.load(Ordering::Relaxed) {
             stop.stop.store(true, Ordering::Relaxed);
         }
