@@ -199,6 +199,29 @@ impl Drop for OwnedChild {
     }
 }
 
+/// Processes still alive in process group `pgid` (zombies excluded), as "pid name".
+pub fn group_members(pgid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (name, rest) = stat.rsplit_once(')')?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // Fields after the name: state, ppid, pgrp.
+            let alive = f.first().is_some_and(|s| *s != "Z" && *s != "X");
+            (alive && f.get(2)?.parse::<u32>().ok()? == pgid).then(|| {
+                format!(
+                    "{} {}",
+                    e.file_name().to_string_lossy(),
+                    name.split_once('(').map_or("", |(_, n)| n)
+                )
+            })
+        })
+        .collect()
+}
+
 /// Formats a " (see LOG)" hint for error messages.
 pub fn log_hint(log: Option<&Path>) -> String {
     match log {

@@ -91,6 +91,7 @@ fn encode_requests(c: &mut Criterion) {
         requests: Some(1),
         model: LoadModel::Closed,
         timeout: Duration::from_secs(1),
+        cpu_affinity: None,
         keep_alive: true,
         pipelining: false,
         tls_resumption: false,

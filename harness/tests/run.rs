@@ -113,7 +113,7 @@ fn a_topology_that_fails_to_start_is_recorded_and_the_rest_completes() {
     let scenario = short_scenario(dir.path(), "\"in-process\", \"direct-edge\"");
     let out = dir.path().join("run");
     let status = Command::new(env!("CARGO_BIN_EXE_h2lab"))
-        .args(["run", "-q", "--out"])
+        .args(["run", "-q", "--pin", "--out"])
         .arg(&out)
         .arg(&scenario)
         .env("H2LAB_FAULT_START", "in-process")
@@ -123,6 +123,26 @@ fn a_topology_that_fails_to_start_is_recorded_and_the_rest_completes() {
     let m = json(&out.join("manifest.json"));
     let cells = m["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 4, "both cells, two interleaved repetitions");
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if cpus > 1 {
+        assert_eq!(m["pinning"]["enabled"], true);
+        assert_eq!(m["pinning"]["server_core"], cpus - 1);
+        let ok = cells.iter().find(|c| c["status"] == "ok").unwrap();
+        let r = json(&out.join(ok["dir"].as_str().unwrap()).join("result.json"));
+        assert_eq!(
+            r["config"]["cpu_affinity"].as_array().unwrap().len(),
+            cpus - 1,
+            "generator on the other cores"
+        );
+    }
+    for c in cells {
+        assert!(
+            c["leftover_processes"].as_array().unwrap().is_empty(),
+            "{c}"
+        );
+    }
     let order: Vec<&str> = cells
         .iter()
         .map(|c| c["cell"].as_str().unwrap().split('.').next().unwrap())

@@ -312,6 +312,7 @@ impl LoadArgs {
                 None => LoadModel::Closed,
             },
             timeout: self.timeout,
+            cpu_affinity: None,
             keep_alive: true,
             pipelining: false,
             tls_resumption: false,

@@ -285,7 +285,20 @@ struct WorkerPlan {
     shared: Arc<Shared>,
 }
 
+fn pin_current_thread(cores: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cores {
+        let _ = set.set(c);
+    }
+    if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+        tracing::warn!(error = %e, ?cores, "cannot pin the generator thread");
+    }
+}
+
 fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
+    if let Some(cores) = &plan.cfg.cpu_affinity {
+        pin_current_thread(cores);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -121,6 +121,8 @@ pub struct LoadConfig {
     /// Per-request timeout (also bounds the drain at the end).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Cores the generator's worker threads are pinned to (None: not pinned).
+    pub cpu_affinity: Option<Vec<usize>>,
     /// Keep-alive on (always, recorded for the reader).
     pub keep_alive: bool,
     /// HTTP/1.1 pipelining (never; recorded for the reader).

@@ -49,6 +49,8 @@ pub struct CellRecord {
     pub start_s: f64,
     /// Seconds to stop it.
     pub stop_s: f64,
+    /// Processes found alive after the teardown (should always be empty).
+    pub leftover_processes: Vec<String>,
 }
 
 /// `manifest.json`.
@@ -170,6 +172,7 @@ pub fn load_config(
             None => LoadModel::Closed,
         },
         timeout: plan.timeout,
+        cpu_affinity: None,
         keep_alive: true,
         pipelining: false,
         tls_resumption: false,
@@ -333,8 +336,34 @@ fn write_result(dir: &Path, result: &crate::model::ResultV1) -> std::io::Result<
     })
 }
 
+/// Runs one cell; processes left after its teardown make it fail, whatever else happened.
 #[allow(clippy::too_many_arguments)]
 fn run_cell(
+    plan: &Plan,
+    cell: &Cell,
+    rep: u32,
+    dir: &Path,
+    rel: &str,
+    launcher: &Launcher,
+    threads: usize,
+    signals: &Signals,
+    on_load: &dyn Fn(&crate::load::Progress),
+) -> CellRecord {
+    let mut record = run_cell_once(
+        plan, cell, rep, dir, rel, launcher, threads, signals, on_load,
+    );
+    if !record.leftover_processes.is_empty() {
+        record.status = "failed".into();
+        record.reason = Some(format!(
+            "processes left after teardown: {}",
+            record.leftover_processes.join(", ")
+        ));
+    }
+    record
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cell_once(
     plan: &Plan,
     cell: &Cell,
     rep: u32,
@@ -355,6 +384,7 @@ fn run_cell(
         app_protocol: None,
         start_s: 0.0,
         stop_s: 0.0,
+        leftover_processes: Vec::new(),
     };
     if let Topology::RealProxy(kind) = &cell.topology {
         if kind.find().is_none() {
@@ -376,7 +406,9 @@ fn run_cell(
         }
     };
     record.start_s = launched.start_time.as_secs_f64();
-    let cfg = load_config(plan, cell, &launched, threads);
+    let mut cfg = load_config(plan, cell, &launched, threads);
+    // With --pin the servers own the last core; the generator gets the others.
+    cfg.cpu_affinity = launcher.pin_core.map(|server| (0..server).collect());
     match info::fetch(&cfg) {
         Ok(info) => {
             record.app_protocol = info["http_version"].as_str().map(str::to_string);
@@ -391,7 +423,9 @@ fn run_cell(
     }
     if cell.engine != "h2lab" {
         let outcome = peer::run(&cell.engine, &cfg);
-        record.stop_s = launched.stop().as_secs_f64();
+        let stopped = launched.stop(dir);
+        record.stop_s = stopped.took.as_secs_f64();
+        record.leftover_processes = stopped.leftovers;
         match outcome {
             Ok(result) => {
                 record.rps = Some(result.summary.rps);
@@ -422,7 +456,9 @@ fn run_cell(
             stop.stop.store(true, Ordering::Relaxed);
         }
     });
-    record.stop_s = launched.stop().as_secs_f64();
+    let stopped = launched.stop(dir);
+    record.stop_s = stopped.took.as_secs_f64();
+    record.leftover_processes = stopped.leftovers;
     match run {
         Ok(run) => {
             let result = crate::output::result::build(&cfg, &run);

@@ -24,14 +24,37 @@ pub struct Launched {
     pub start_time: Duration,
 }
 
+/// How a teardown went.
+pub struct Stopped {
+    /// Time to stop everything.
+    pub took: Duration,
+    /// Processes found alive in a server's process group after it was stopped.
+    pub leftovers: Vec<String>,
+}
+
 impl Launched {
-    /// Stops every server and returns how long that took.
-    pub fn stop(self) -> Duration {
+    /// Stops every server, keeps the logs of real proxies (their private directory goes
+    /// away) in `dir`, and checks that no process of any server's group is left.
+    pub fn stop(self, dir: &Path) -> Stopped {
         let t = Instant::now();
-        for s in self.servers {
-            s.stop();
+        let mut leftovers = Vec::new();
+        for mut s in self.servers {
+            let pgid = s.child.pid();
+            s.child.stop(Duration::from_secs(5));
+            if let Some(private) = &s.dir {
+                for name in ["error.log", "stdout.log"] {
+                    let _ = std::fs::copy(
+                        private.path().join(name),
+                        dir.join(format!("{}-{name}", s.child.name())),
+                    );
+                }
+            }
+            leftovers.extend(h2lab_common::process::group_members(pgid));
         }
-        t.elapsed()
+        Stopped {
+            took: t.elapsed(),
+            leftovers,
+        }
     }
 }
 
