@@ -266,6 +266,12 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
     write_manifest(&manifest)?;
     let total = plan.cells.len() * plan.repetitions as usize;
     let progress = crate::output::progress::RunProgress::new(total, args.quiet);
+    let ctx = RunCtx {
+        plan,
+        launcher: &launcher,
+        threads,
+        signals: &signals,
+    };
     let mut done = 0;
     'reps: for rep in 1..=plan.repetitions {
         for cell in &plan.cells {
@@ -278,17 +284,9 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
             std::fs::create_dir_all(&dir)?;
             let label = format!("[{}/{total}] rep {rep} {}", done, cell.id);
             progress.cell_started(&label);
-            let record = run_cell(
-                plan,
-                cell,
-                rep,
-                &dir,
-                &rel,
-                &launcher,
-                threads,
-                &signals,
-                &|p| progress.cell_load(&label, p),
-            );
+            let record = run_cell(&ctx, cell, rep, &dir, &rel, &|p| {
+                progress.cell_load(&label, p)
+            });
             {
                 let what = match (&record.status[..], record.rps) {
                     ("ok", Some(rps)) => format!(
@@ -336,22 +334,24 @@ fn write_result(dir: &Path, result: &crate::model::ResultV1) -> std::io::Result<
     })
 }
 
+/// What every cell of a run shares.
+struct RunCtx<'a> {
+    plan: &'a Plan,
+    launcher: &'a Launcher<'a>,
+    threads: usize,
+    signals: &'a Signals,
+}
+
 /// Runs one cell; processes left after its teardown make it fail, whatever else happened.
-#[allow(clippy::too_many_arguments)]
 fn run_cell(
-    plan: &Plan,
+    ctx: &RunCtx,
     cell: &Cell,
     rep: u32,
     dir: &Path,
     rel: &str,
-    launcher: &Launcher,
-    threads: usize,
-    signals: &Signals,
     on_load: &dyn Fn(&crate::load::Progress),
 ) -> CellRecord {
-    let mut record = run_cell_once(
-        plan, cell, rep, dir, rel, launcher, threads, signals, on_load,
-    );
+    let mut record = run_cell_once(ctx, cell, rep, dir, rel, on_load);
     if !record.leftover_processes.is_empty() {
         record.status = "failed".into();
         record.reason = Some(format!(
@@ -362,18 +362,20 @@ fn run_cell(
     record
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_cell_once(
-    plan: &Plan,
+    ctx: &RunCtx,
     cell: &Cell,
     rep: u32,
     dir: &Path,
     rel: &str,
-    launcher: &Launcher,
-    threads: usize,
-    signals: &Signals,
     on_load: &dyn Fn(&crate::load::Progress),
 ) -> CellRecord {
+    let RunCtx {
+        plan,
+        launcher,
+        threads,
+        signals,
+    } = *ctx;
     let mut record = CellRecord {
         cell: cell.id.clone(),
         rep,

@@ -200,6 +200,20 @@ fn topology(ctx: &mut Ctx, v: &Spanned<String>) -> Option<Topology> {
     Some(t)
 }
 
+/// Values of the server_tls axis.
+const SERVER_TLS: &[(&str, ServerTls)] = &[
+    ("rustls", ServerTls::Rustls),
+    ("openssl", ServerTls::Openssl),
+    ("none", ServerTls::None),
+];
+/// Values of the cert axis.
+const CERTS: &[(&str, KeyType)] = &[("ecdsa", KeyType::Ecdsa), ("rsa", KeyType::Rsa)];
+/// Values of the client_tls axis.
+const CLIENT_TLS: &[(&str, TlsClientStack)] = &[
+    ("rustls", TlsClientStack::Rustls),
+    ("openssl", TlsClientStack::Openssl),
+];
+
 fn pick<T>(ctx: &mut Ctx, v: &Spanned<String>, what: &str, options: &[(&str, T)]) -> Option<T>
 where
     T: Clone,
@@ -402,24 +416,10 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
         topology,
     );
     let server_tls = axis_values(ctx, &axes.server_tls, "rustls", "server_tls", |ctx, v| {
-        pick(
-            ctx,
-            v,
-            "server_tls",
-            &[
-                ("rustls", ServerTls::Rustls),
-                ("openssl", ServerTls::Openssl),
-                ("none", ServerTls::None),
-            ],
-        )
+        pick(ctx, v, "server_tls", SERVER_TLS)
     });
     let certs = axis_values(ctx, &axes.cert, "ecdsa", "cert", |ctx, v| {
-        pick(
-            ctx,
-            v,
-            "cert",
-            &[("ecdsa", KeyType::Ecdsa), ("rsa", KeyType::Rsa)],
-        )
+        pick(ctx, v, "cert", CERTS)
     });
     let tls_versions = axis_values(ctx, &axes.tls_versions, "1.2-1.3", "tls_versions", versions);
     let offers = axis_values(
@@ -430,15 +430,7 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
         offer,
     );
     let client_tls = axis_values(ctx, &axes.client_tls, "rustls", "client_tls", |ctx, v| {
-        pick(
-            ctx,
-            v,
-            "client_tls",
-            &[
-                ("rustls", TlsClientStack::Rustls),
-                ("openssl", TlsClientStack::Openssl),
-            ],
-        )
+        pick(ctx, v, "client_tls", CLIENT_TLS)
     });
 
     let mut loads: Vec<Loads> = Vec::new();
@@ -759,33 +751,11 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
         let sp = |i: usize| fields[i].as_ref().map(|s| s.span()).unwrap_or(span.clone());
         let sv = |i: usize, first: &str| Spanned::new(sp(i), val(i, first));
         let t = topology(ctx, &sv(0, &topologies[0].0));
-        let st = pick(
-            ctx,
-            &sv(1, &server_tls[0].0),
-            "server_tls",
-            &[
-                ("rustls", ServerTls::Rustls),
-                ("openssl", ServerTls::Openssl),
-                ("none", ServerTls::None),
-            ],
-        );
-        let ce = pick(
-            ctx,
-            &sv(2, &certs[0].0),
-            "cert",
-            &[("ecdsa", KeyType::Ecdsa), ("rsa", KeyType::Rsa)],
-        );
+        let st = pick(ctx, &sv(1, &server_tls[0].0), "server_tls", SERVER_TLS);
+        let ce = pick(ctx, &sv(2, &certs[0].0), "cert", CERTS);
         let ve = versions(ctx, &sv(3, &tls_versions[0].0));
         let of = offer(ctx, &sv(4, &offers[0].0));
-        let ct = pick(
-            ctx,
-            &sv(5, &client_tls[0].0),
-            "client_tls",
-            &[
-                ("rustls", TlsClientStack::Rustls),
-                ("openssl", TlsClientStack::Openssl),
-            ],
-        );
+        let ct = pick(ctx, &sv(5, &client_tls[0].0), "client_tls", CLIENT_TLS);
         if let (
             Some(topology_v),
             Some(server_tls_v),
@@ -975,12 +945,11 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
 }
 
 fn server_tls_name(t: ServerTls) -> String {
-    match t {
-        ServerTls::Rustls => "rustls",
-        ServerTls::Openssl => "openssl",
-        ServerTls::None => "none",
-    }
-    .to_string()
+    SERVER_TLS
+        .iter()
+        .find(|(_, v)| *v == t)
+        .map(|(n, _)| n.to_string())
+        .expect("every stack is in the table")
 }
 
 /// Where a real proxy named in the file is missing, as diagnostics (for `validate`).
