@@ -74,6 +74,33 @@ fn base(tool: Tool, cfg: &LoadConfig, protocol: &str) -> ResultV1 {
     }
 }
 
+/// Adds the cell's headers and URL to a peer's command, runs it, and returns its stdout,
+/// its stderr and the tool's identity.
+fn finish_and_run(
+    mut cmd: Command,
+    cfg: &LoadConfig,
+    name: &str,
+    bin: &Path,
+    version_flag: &str,
+) -> Result<(String, String, Tool), PeerError> {
+    for (k, v) in &cfg.headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    cmd.arg(&cfg.url);
+    let out = cmd
+        .output()
+        .map_err(|e| PeerError::Failed(format!("{name}: {e}")))?;
+    let tool = Tool {
+        name: name.into(),
+        version: version(bin, version_flag),
+    };
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        tool,
+    ))
+}
+
 /// Runs `engine` for `cfg` and converts its report.
 pub fn run(engine: &str, cfg: &LoadConfig) -> Result<ResultV1, PeerError> {
     let secs = cfg
@@ -107,23 +134,9 @@ pub fn run(engine: &str, cfg: &LoadConfig) -> Result<ResultV1, PeerError> {
                 &format!("{secs}s"),
                 "--latency",
             ]);
-            for (k, v) in &cfg.headers {
-                cmd.args(["-H", &format!("{k}: {v}")]);
-            }
-            cmd.arg(&cfg.url);
-            let out = cmd
-                .output()
-                .map_err(|e| PeerError::Failed(format!("wrk: {e}")))?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let tool = Tool {
-                name: "wrk".into(),
-                version: version(&bin, "-v"),
-            };
+            let (text, stderr, tool) = finish_and_run(cmd, cfg, "wrk", &bin, "-v")?;
             parse_wrk(&text, base(tool, cfg, "h1")).ok_or_else(|| {
-                PeerError::Failed(format!(
-                    "cannot read wrk's output:\n{text}{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
+                PeerError::Failed(format!("cannot read wrk's output:\n{text}{}", stderr))
             })
         }
         "h2load" => {
@@ -161,18 +174,7 @@ pub fn run(engine: &str, cfg: &LoadConfig) -> Result<ResultV1, PeerError> {
                 // h2load paces per client and measures from the actual send (no CO correction).
                 cmd.args(["--rps", &format!("{:.3}", rate / cfg.connections as f64)]);
             }
-            for (k, v) in &cfg.headers {
-                cmd.args(["-H", &format!("{k}: {v}")]);
-            }
-            cmd.arg(&cfg.url);
-            let out = cmd
-                .output()
-                .map_err(|e| PeerError::Failed(format!("h2load: {e}")))?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let tool = Tool {
-                name: "h2load".into(),
-                version: version(&bin, "--version"),
-            };
+            let (text, _, tool) = finish_and_run(cmd, cfg, "h2load", &bin, "--version")?;
             let mut r = parse_h2load(&text, base(tool, cfg, if h1 { "h1" } else { "h2" }), secs)
                 .ok_or_else(|| {
                     PeerError::Failed(format!("cannot read h2load's output:\n{text}"))
