@@ -2,7 +2,9 @@
 //! owning child processes so none outlives its owner, and launching servers under test
 //! (the `sut` binary and real nginx / Apache / HAProxy) with a readiness signal.
 
+pub mod appendix_a;
 pub mod launch;
 pub mod pki;
 pub mod process;
+pub mod profiles;
 pub mod template;

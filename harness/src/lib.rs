@@ -8,6 +8,7 @@ pub mod cli;
 pub mod load;
 pub mod model;
 pub mod output;
+pub mod probe;
 pub mod record;
 pub mod run;
 pub mod scenario;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Load(args) => run_load(&args),
+        Command::Probe(args) => run_probe(&args),
         Command::Doctor => doctor(),
         Command::Validate(args) => validate(&args),
         Command::Run(args) => run_scenario(&args),
@@ -94,6 +95,32 @@ fn run_load(args: &h2lab::cli::load::LoadArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn run_probe(args: &h2lab::cli::probe::ProbeArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.to_spec()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let report = rt
+        .block_on(h2lab::probe::probe(&spec))
+        .map_err(|e| UsageError(e.0))?;
+    let json = serde_json::to_string_pretty(&report).context("cannot encode the report")? + "\n";
+    if let Some(path) = &args.out {
+        output::atomic_write(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .with_context(|| format!("cannot write --out {}", path.display()))?;
+    }
+    if args.json {
+        print_out(&json);
+    } else {
+        print_out(&h2lab::probe::render::human(&report));
+    }
+    Ok(if report.class.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use h2lab_common::pki::KeyType;
+use h2lab_common::profiles::{self, ServerProfile};
 
 use crate::app::{ForwardedHeaders, HostingModel};
 use crate::forward::ForwardOptions;
@@ -65,9 +66,22 @@ pub struct TlsArgs {
     /// Terminate TLS with this stack (default: cleartext).
     #[arg(long, value_enum, value_name = "STACK")]
     pub tls: Option<TlsStack>,
-    /// ALPN protocols in preference order, comma-separated; an empty string disables ALPN.
-    #[arg(long, default_value = "h2,http/1.1", value_name = "LIST")]
-    pub alpn: String,
+    /// ALPN protocols in preference order, comma-separated; an empty string disables ALPN
+    /// (default h2,http/1.1, or none when the platform profile has no ALPN).
+    #[arg(long, value_name = "LIST")]
+    pub alpn: Option<String>,
+    /// Apply a platform profile: TLS versions, TLS 1.2 suites in server order, groups and
+    /// ALPN of a platform (modern, windows-2016+, windows-2012r2, openssl-1.0.1,
+    /// tls12-cbc-only, tls13-only); explicit TLS flags override its values.
+    #[arg(long, value_name = "NAME")]
+    pub platform_profile: Option<String>,
+    /// Key exchange groups, OpenSSL list syntax (e.g. P-256:P-384) or rustls names.
+    #[arg(long, value_name = "LIST")]
+    pub groups: Option<String>,
+    /// Refuse HTTP/2 negotiated over TLS 1.2 with an RFC 7540 Appendix A suite: GOAWAY
+    /// INADEQUATE_SECURITY, as RFC 9113 section 9.2.2 allows (off by default, like nginx).
+    #[arg(long)]
+    pub reject_weak_h2: bool,
     /// Lowest TLS version accepted.
     #[arg(long, value_enum, value_name = "VER")]
     pub tls_min: Option<TlsVersion>,
@@ -317,6 +331,10 @@ impl TlsArgs {
                 (self.tls13_suites.is_some(), "--tls13-suites"),
                 (self.tls_min.is_some(), "--tls-min"),
                 (self.tls_max.is_some(), "--tls-max"),
+                (self.alpn.is_some(), "--alpn"),
+                (self.platform_profile.is_some(), "--platform-profile"),
+                (self.groups.is_some(), "--groups"),
+                (self.reject_weak_h2, "--reject-weak-h2"),
             ];
             if let Some((_, flag)) = stray.iter().find(|(set, _)| *set) {
                 return Err(UsageError(format!("{flag} needs --tls rustls|openssl")));
@@ -338,8 +356,16 @@ impl TlsArgs {
                         .into(),
                 )),
             };
-        let alpn: Vec<String> = self
-            .alpn
+        let profile = match &self.platform_profile {
+            None => None,
+            Some(name) => Some(platform_profile(name, stack)?),
+        };
+        let alpn_list = match (&self.alpn, profile) {
+            (Some(list), _) => list.clone(),
+            (None, Some(p)) if !p.alpn => String::new(),
+            (None, _) => "h2,http/1.1".to_string(),
+        };
+        let alpn: Vec<String> = alpn_list
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
@@ -350,16 +376,54 @@ impl TlsArgs {
                 "--alpn: protocol `{bad}` is longer than 255 bytes"
             )));
         }
+        let version = |v: &str| {
+            if v == "1.2" {
+                TlsVersion::Tls12
+            } else {
+                TlsVersion::Tls13
+            }
+        };
+        // A profile's TLS 1.2 list is OpenSSL syntax; on rustls the profiles that it can
+        // express use rustls's own (ECDHE + AEAD) list, which is the same set.
+        let profile_ciphers = profile
+            .filter(|p| stack == TlsStack::Openssl && !p.tls12_suites.is_empty())
+            .map(|p| p.tls12_suites.join(":"));
         Ok(Some(TlsSettings {
             stack,
-            min: self.tls_min,
-            max: self.tls_max,
-            ciphers: self.ciphers.clone(),
+            min: self.tls_min.or(profile.map(|p| version(p.min))),
+            max: self.tls_max.or(profile.map(|p| version(p.max))),
+            ciphers: self.ciphers.clone().or(profile_ciphers),
             tls13_suites: self.tls13_suites.clone(),
+            groups: self
+                .groups
+                .clone()
+                .or(profile.and_then(|p| p.groups.map(str::to_string))),
             alpn,
+            reject_weak_h2: self.reject_weak_h2,
             cert,
         }))
     }
+}
+
+/// Looks up a platform profile and checks that `stack` can express it.
+fn platform_profile(name: &str, stack: TlsStack) -> Result<&'static ServerProfile, UsageError> {
+    let p = profiles::server_profile(name).ok_or_else(|| {
+        UsageError(format!(
+            "--platform-profile `{name}`: unknown; one of {}",
+            profiles::server_profile_names()
+        ))
+    })?;
+    let wanted = match stack {
+        TlsStack::Rustls => profiles::Stack::Rustls,
+        TlsStack::Openssl => profiles::Stack::Openssl,
+    };
+    if !p.stacks.contains(&wanted) {
+        return Err(UsageError(format!(
+            "--platform-profile {name} needs --tls openssl: rustls cannot express it (no CBC \
+             suites, RSA key exchange or finite-field DHE)"
+        )));
+    }
+    Ok(p)
 }
 
 fn default_workers() -> usize {

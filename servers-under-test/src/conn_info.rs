@@ -11,6 +11,8 @@ pub struct TlsFacts {
     pub version: String,
     /// Cipher suite (IANA name with rustls, OpenSSL name with OpenSSL).
     pub cipher: String,
+    /// IANA code point of the cipher suite.
+    pub cipher_code: u16,
     /// Negotiated ALPN protocol, if any.
     pub alpn: Option<String>,
     /// Server name the client asked for (SNI), if any.

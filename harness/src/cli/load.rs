@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::tls::TlsClientArgs;
 use super::UsageError;
-use crate::model::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig, TlsClientStack};
+use crate::model::{LoadConfig, LoadModel, Proto, Target};
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration such as 10s or 1m: {e}"))
 }
@@ -46,33 +47,9 @@ pub struct LoadArgs {
     /// Protocol: auto (ALPN decides over TLS), h1, h2, h2c (prior knowledge), h2c-upgrade.
     #[arg(long, value_enum, default_value = "auto")]
     pub proto: Proto,
-    /// ALPN offer, comma-separated; an empty string sends no ALPN extension.
-    #[arg(long, value_name = "LIST")]
-    pub alpn: Option<String>,
-    /// Client TLS implementation.
-    #[arg(long, value_enum, default_value = "rustls")]
-    pub tls_stack: TlsClientStack,
-    /// Lowest TLS version offered (1.2 or 1.3).
-    #[arg(long, value_name = "VER")]
-    pub tls_min: Option<String>,
-    /// Highest TLS version offered (1.2 or 1.3).
-    #[arg(long, value_name = "VER")]
-    pub tls_max: Option<String>,
-    /// TLS 1.2 cipher list (OpenSSL syntax, or rustls suite names).
-    #[arg(long, value_name = "LIST")]
-    pub ciphers: Option<String>,
-    /// TLS 1.3 cipher suites.
-    #[arg(long, value_name = "LIST")]
-    pub tls13_suites: Option<String>,
-    /// Trust this CA certificate (PEM) instead of the built-in roots.
-    #[arg(long, value_name = "PEM")]
-    pub cacert: Option<PathBuf>,
-    /// Do not verify the server certificate.
-    #[arg(short = 'k', long)]
-    pub insecure: bool,
-    /// Server name to send (SNI) and verify (default: the URL's host).
-    #[arg(long, value_name = "NAME")]
-    pub sni: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsClientArgs,
     /// Request method.
     #[arg(short = 'X', long, default_value = "GET", value_name = "METHOD")]
     pub method: String,
@@ -99,14 +76,16 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-struct Origin {
-    scheme: String,
-    host: String,
-    authority: String,
-    port: u16,
+/// Scheme, host and port of a URL.
+pub(crate) struct Origin {
+    pub(crate) scheme: String,
+    pub(crate) host: String,
+    pub(crate) authority: String,
+    pub(crate) port: u16,
 }
 
-fn parse_origin(url: &str) -> Result<(Origin, String), UsageError> {
+/// Splits a URL into its origin and path.
+pub(crate) fn parse_origin(url: &str) -> Result<(Origin, String), UsageError> {
     let bad = |why: &str| UsageError(format!("URL `{url}`: {why}"));
     let uri: http::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
     let scheme = uri
@@ -141,6 +120,20 @@ fn parse_origin(url: &str) -> Result<(Origin, String), UsageError> {
     ))
 }
 
+/// Resolves the URL's host to its first address.
+pub(crate) fn resolve(url: &str, origin: &Origin) -> Result<std::net::SocketAddr, UsageError> {
+    (origin.host.as_str(), origin.port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            UsageError(format!(
+                "URL `{url}`: cannot resolve `{}`: {e}",
+                origin.host
+            ))
+        })?
+        .next()
+        .ok_or_else(|| UsageError(format!("URL `{url}`: `{}` has no address", origin.host)))
+}
+
 impl LoadArgs {
     /// Validates the flags into a configuration.
     pub fn to_config(&self) -> Result<LoadConfig, UsageError> {
@@ -159,21 +152,7 @@ impl LoadArgs {
             }
             targets.push(Target { path });
         }
-        let addr = (origin.host.as_str(), origin.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                UsageError(format!(
-                    "URL `{}`: cannot resolve `{}`: {e}",
-                    self.urls[0], origin.host
-                ))
-            })?
-            .next()
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "URL `{}`: `{}` has no address",
-                    self.urls[0], origin.host
-                ))
-            })?;
+        let addr = resolve(&self.urls[0], &origin)?;
         if self.connections == 0 {
             return Err(UsageError("-c/--connections must be at least 1".into()));
         }
@@ -196,16 +175,6 @@ impl LoadArgs {
         if self.duration.is_some_and(|d| d.is_zero()) {
             return Err(UsageError("-d/--duration must be longer than zero".into()));
         }
-        let tls_flags = [
-            (self.alpn.is_some(), "--alpn"),
-            (self.tls_min.is_some(), "--tls-min"),
-            (self.tls_max.is_some(), "--tls-max"),
-            (self.ciphers.is_some(), "--ciphers"),
-            (self.tls13_suites.is_some(), "--tls13-suites"),
-            (self.cacert.is_some(), "--cacert"),
-            (self.insecure, "--insecure"),
-            (self.sni.is_some(), "--sni"),
-        ];
         let https = origin.scheme == "https";
         match (self.proto, https) {
             (Proto::H2c | Proto::H2cUpgrade, true) => {
@@ -214,11 +183,7 @@ impl LoadArgs {
             (Proto::H2, false) => return Err(UsageError("--proto h2 needs an https:// URL; for cleartext use --proto h2c".into())),
             _ => {}
         }
-        if !https {
-            if let Some((_, flag)) = tls_flags.iter().find(|(set, _)| *set) {
-                return Err(UsageError(format!("{flag} applies to https:// URLs only")));
-            }
-        }
+        let tls = self.tls.to_config(https, self.proto, &origin.host)?;
         let body = match (&self.body, &self.body_file) {
             (Some(b), _) => b.clone().into_bytes(),
             (None, Some(p)) => std::fs::read(p)
@@ -248,38 +213,6 @@ impl LoadArgs {
                 "-X `{}`: not a valid method",
                 self.method
             )));
-        }
-        let tls = https.then(|| TlsClientConfig {
-            stack: self.tls_stack,
-            min: self.tls_min.clone(),
-            max: self.tls_max.clone(),
-            ciphers: self.ciphers.clone(),
-            tls13_suites: self.tls13_suites.clone(),
-            alpn: match &self.alpn {
-                Some(list) => list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                None => match self.proto {
-                    Proto::H1 => vec!["http/1.1".into()],
-                    Proto::H2 => vec!["h2".into()],
-                    _ => vec!["h2".into(), "http/1.1".into()],
-                },
-            },
-            cacert: self.cacert.clone(),
-            insecure: self.insecure,
-            sni: self.sni.clone().unwrap_or_else(|| origin.host.clone()),
-        });
-        if let Some(t) = &tls {
-            for v in [&t.min, &t.max].into_iter().flatten() {
-                if v != "1.2" && v != "1.3" {
-                    return Err(UsageError(format!(
-                        "--tls-min/--tls-max `{v}`: expected 1.2 or 1.3"
-                    )));
-                }
-            }
         }
         let threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()

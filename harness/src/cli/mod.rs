@@ -2,7 +2,9 @@
 //! here, once.
 
 pub mod load;
+pub mod probe;
 pub mod scenario;
+pub mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,10 @@ pub enum Command {
     /// Generate load against a URL (closed loop, or open loop at a constant rate) and
     /// record every request in HdrHistograms.
     Load(Box<load::LoadArgs>),
+    /// Probe one URL with one connection: TCP, TLS version, cipher, key exchange group,
+    /// certificate key, ALPN, the protocol a real request used and the one that reached
+    /// the app, or the precise failure class (exit 1 on failure).
+    Probe(Box<probe::ProbeArgs>),
     /// Check a scenario file: unknown keys, wrong types, impossible combinations, missing
     /// proxies, each with file:line:column and a hint (exit 2 when anything is wrong).
     Validate(scenario::ValidateArgs),

@@ -132,9 +132,9 @@ impl AsyncWrite for Upgraded {
     }
 }
 
-/// Reads the response head to the upgrade request: `Ok(Some(leftover))` on 101,
-/// `Ok(None)` when the server answered without switching.
-async fn read_101(tcp: &mut TcpStream) -> Result<Option<BytesMut>, String> {
+/// Reads the response head to the upgrade request: `Ok(Ok(leftover))` on 101,
+/// `Ok(Err(status))` when the server answered without switching.
+async fn read_101(tcp: &mut TcpStream) -> Result<Result<BytesMut, u16>, String> {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -143,9 +143,9 @@ async fn read_101(tcp: &mut TcpStream) -> Result<Option<BytesMut>, String> {
             Ok(httparse::Status::Complete(n)) => {
                 if resp.code == Some(101) {
                     buf.advance(n);
-                    return Ok(Some(buf));
+                    return Ok(Ok(buf));
                 }
-                return Ok(None);
+                return Ok(Err(resp.code.unwrap_or(0)));
             }
             Ok(httparse::Status::Partial) => {}
             Err(e) => return Err(format!("protocol:{}", e.to_string().replace(' ', "_"))),
@@ -159,8 +159,85 @@ async fn read_101(tcp: &mut TcpStream) -> Result<Option<BytesMut>, String> {
     }
 }
 
+/// What an `Upgrade: h2c` request got.
+pub enum Upgrade {
+    /// The server answered over HTTP/1.1 with this status instead of 101.
+    Declined(u16),
+    /// 101: an HTTP/2 connection whose stream 1 carries the response to the request.
+    Switched {
+        /// Further requests.
+        send: h2::client::SendRequest<bytes::Bytes>,
+        /// The connection's I/O, to be polled.
+        conn: Box<h2::client::Connection<UpgradedIo, bytes::Bytes>>,
+        /// The response to the upgrade request.
+        response: h2::client::ResponseFuture,
+    },
+}
+
+/// The I/O of an upgraded connection.
+pub struct UpgradedIo(Upgraded);
+
+impl AsyncRead for UpgradedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UpgradedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Sends `GET path` with `Upgrade: h2c` and, on 101, hands stream 1 to an h2 client.
+pub async fn upgrade(mut tcp: TcpStream, authority: &str, path: &str) -> Result<Upgrade, String> {
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: \r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes())
+        .await
+        .map_err(|e| super::conn::io_class(&e))?;
+    let leftover = match read_101(&mut tcp).await? {
+        Ok(rest) => rest,
+        Err(status) => return Ok(Upgrade::Declined(status)),
+    };
+    let (mut send, conn) = super::h2::builder()
+        .handshake::<_, bytes::Bytes>(UpgradedIo(Upgraded::new(tcp, leftover)))
+        .await
+        .map_err(|e| super::h2::class(&e))?;
+    // Stream 1: the request already sent as HTTP/1.1.
+    let stream1 = http::Request::builder()
+        .method(http::Method::GET)
+        .uri(path)
+        .version(http::Version::HTTP_11)
+        .body(())
+        .expect("valid request");
+    let (response, _) = send
+        .send_request(stream1, true)
+        .map_err(|e| super::h2::class(&e))?;
+    Ok(Upgrade::Switched {
+        send,
+        conn: Box::new(conn),
+        response,
+    })
+}
+
 /// Upgrades `tcp` with the first request, then drives it as HTTP/2.
-pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
+pub async fn drive(tcp: TcpStream, ctx: &ConnCtx) -> End {
     let ticket = loop {
         match ctx.source.next() {
             Next::Go(t) => break t,
@@ -175,10 +252,6 @@ pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: \r\n\r\n",
-        ctx.cfg.authority
-    );
     let sent = Instant::now();
     let fail = |class: &str| {
         ctx.recorder
@@ -186,38 +259,20 @@ pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
             .error(class, ticket.intended, Instant::now(), ticket.warmup);
         End::Closed
     };
-    let upgrade = async {
-        tcp.write_all(head.as_bytes())
-            .await
-            .map_err(|e| super::conn::io_class(&e))?;
-        read_101(&mut tcp).await
-    };
-    let leftover = match tokio::time::timeout(ctx.timeout, upgrade).await {
-        Ok(Ok(Some(rest))) => rest,
-        Ok(Ok(None)) => return fail("h2c_upgrade_declined"),
-        Ok(Err(class)) => return fail(&class),
-        Err(_) => return fail("timeout"),
-    };
-    let (mut send, conn) = match super::h2::builder()
-        .handshake::<_, bytes::Bytes>(Upgraded::new(tcp, leftover))
-        .await
-    {
-        Ok(x) => x,
-        Err(e) => return fail(&super::h2::class(&e)),
-    };
-    let conn_task = super::h2::spawn_conn(conn);
-    // Stream 1: the request already sent as HTTP/1.1.
-    let stream1 = http::Request::builder()
-        .method(http::Method::GET)
-        .uri(path.as_str())
-        .version(http::Version::HTTP_11)
-        .body(())
-        .expect("valid request");
+    let (send, conn, response) =
+        match tokio::time::timeout(ctx.timeout, upgrade(tcp, &ctx.cfg.authority, &path)).await {
+            Ok(Ok(Upgrade::Switched {
+                send,
+                conn,
+                response,
+            })) => (send, conn, response),
+            Ok(Ok(Upgrade::Declined(_))) => return fail("h2c_upgrade_declined"),
+            Ok(Err(class)) => return fail(&class),
+            Err(_) => return fail("timeout"),
+        };
+    let conn_task = super::h2::spawn_conn(*conn);
     let first = async {
-        let (resp, _) = send
-            .send_request(stream1, true)
-            .map_err(|e| super::h2::class(&e))?;
-        let resp = resp.await.map_err(|e| super::h2::class(&e))?;
+        let resp = response.await.map_err(|e| super::h2::class(&e))?;
         let first_byte = Instant::now();
         let status = resp.status().as_u16();
         let mut body = resp.into_body();

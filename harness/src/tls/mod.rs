@@ -25,6 +25,103 @@ pub struct TlsFacts {
     pub alpn: Option<String>,
 }
 
+/// What a probe reports beyond [`TlsFacts`]; computed on demand, so the load engine's
+/// handshakes do not pay for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TlsDetails {
+    /// IANA code point of the cipher suite.
+    pub cipher_code: u16,
+    /// IANA name of the cipher suite.
+    pub cipher_iana: String,
+    /// Key exchange group, e.g. `X25519`, `secp256r1`, `ffdhe2048`.
+    pub group: Option<String>,
+    /// Server certificate key, e.g. `rsa-2048`, `ecdsa-p256`.
+    pub cert_key: Option<String>,
+}
+
+fn key_name(key: &openssl::pkey::PKeyRef<openssl::pkey::Public>) -> String {
+    use openssl::pkey::Id;
+    match key.id() {
+        Id::RSA => format!("rsa-{}", key.bits()),
+        Id::EC => {
+            let curve = key
+                .ec_key()
+                .ok()
+                .and_then(|k| k.group().curve_name())
+                .and_then(|n| n.short_name().ok())
+                .unwrap_or("unknown");
+            let curve = match curve {
+                "prime256v1" => "p256",
+                "secp384r1" => "p384",
+                "secp521r1" => "p521",
+                other => other,
+            };
+            format!("ecdsa-{curve}")
+        }
+        Id::ED25519 => "ed25519".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn group_name(key: &openssl::pkey::PKeyRef<openssl::pkey::Public>) -> String {
+    use openssl::pkey::Id;
+    match key.id() {
+        Id::X25519 => "X25519".into(),
+        Id::X448 => "X448".into(),
+        Id::EC => key
+            .ec_key()
+            .ok()
+            .and_then(|k| k.group().curve_name())
+            .map(|n| match n.short_name().unwrap_or("unknown") {
+                "prime256v1" => "secp256r1".to_string(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "ec".into()),
+        Id::DH => format!("ffdhe{}", key.bits()),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+impl Stream {
+    /// TLS details of the connection (None on cleartext).
+    pub fn details(&self) -> Option<TlsDetails> {
+        match self {
+            Stream::Tcp(_) => None,
+            Stream::Rustls(s) => {
+                let conn = s.get_ref().1;
+                let suite = conn.negotiated_cipher_suite()?.suite();
+                let cert_key = conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|der| openssl::x509::X509::from_der(der).ok())
+                    .and_then(|x| x.public_key().ok())
+                    .map(|k| key_name(&k));
+                Some(TlsDetails {
+                    cipher_code: u16::from(suite),
+                    cipher_iana: format!("{suite:?}"),
+                    group: conn
+                        .negotiated_key_exchange_group()
+                        .map(|g| format!("{:?}", g.name())),
+                    cert_key,
+                })
+            }
+            Stream::Openssl(s) => {
+                let ssl = s.ssl();
+                let cipher = ssl.current_cipher()?;
+                Some(TlsDetails {
+                    cipher_code: u16::from_be_bytes(cipher.protocol_id()),
+                    cipher_iana: cipher.standard_name().unwrap_or(cipher.name()).to_string(),
+                    group: ssl.peer_tmp_key().ok().map(|k| group_name(&k)),
+                    cert_key: ssl
+                        .peer_certificate()
+                        .and_then(|x| x.public_key().ok())
+                        .map(|k| key_name(&k)),
+                })
+            }
+        }
+    }
+}
+
 /// Why TLS could not be configured (bad flags or files).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

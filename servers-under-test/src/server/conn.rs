@@ -34,6 +34,7 @@ pub(crate) struct WorkerCtx<H> {
     tls: Option<ServerTls>,
     limits: Limits,
     h2c: bool,
+    reject_weak_h2: bool,
     h1: http1::Builder,
     h1_closing: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
@@ -71,6 +72,7 @@ impl<H: Handler> WorkerCtx<H> {
             tls,
             limits,
             h2c: opts.h2c,
+            reject_weak_h2: opts.tls.as_ref().is_some_and(|t| t.reject_weak_h2),
             h1,
             h1_closing,
             h2,
@@ -161,6 +163,9 @@ where
 {
     // After TLS, ALPN alone decides the protocol; no sniffing.
     let is_h2 = info.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some("h2");
+    if is_h2 && ctx.reject_weak_h2 && info.tls.as_ref().is_some_and(weak_for_h2) {
+        return refuse_h2(io, ctx.limits.handshake_timeout).await;
+    }
     let activity = Arc::new(Activity::default());
     let io = Watched::new(io, activity.clone());
     if is_h2 {
@@ -168,6 +173,29 @@ where
     } else {
         serve_h1(ctx, io, Arc::new(info), activity, overloaded, false).await
     }
+}
+
+/// RFC 7540 section 9.2.2: TLS 1.2 with a suite on Appendix A is inadequate for HTTP/2.
+fn weak_for_h2(tls: &crate::conn_info::TlsFacts) -> bool {
+    tls.version == "TLSv1.2" && h2lab_common::profiles::on_appendix_a(tls.cipher_code)
+}
+
+/// Answers the connection preface with GOAWAY INADEQUATE_SECURITY and closes.
+async fn refuse_h2<T>(io: T, within: Duration)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let refuse = async {
+        let mut conn = h2::server::handshake(io).await?;
+        conn.abrupt_shutdown(h2::Reason::INADEQUATE_SECURITY);
+        while conn.accept().await.is_some() {}
+        Ok::<_, h2::Error>(())
+    };
+    match tokio::time::timeout(within, refuse).await {
+        Ok(Ok(())) | Err(_) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "refusing HTTP/2 on a weak suite"),
+    }
+    tracing::debug!("HTTP/2 refused: TLS 1.2 suite on RFC 7540 Appendix A");
 }
 
 async fn serve_cleartext<H: Handler>(

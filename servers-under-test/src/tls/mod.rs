@@ -68,8 +68,13 @@ pub struct TlsSettings {
     pub ciphers: Option<String>,
     /// TLS 1.3 suites (OpenSSL string, or rustls suite names).
     pub tls13_suites: Option<String>,
+    /// Key exchange groups (OpenSSL list syntax, or rustls group names).
+    pub groups: Option<String>,
     /// ALPN protocols in server preference order; empty means ALPN is not negotiated.
     pub alpn: Vec<String>,
+    /// Refuse HTTP/2 over TLS 1.2 with an RFC 7540 Appendix A suite (GOAWAY
+    /// INADEQUATE_SECURITY).
+    pub reject_weak_h2: bool,
     /// The certificate.
     pub cert: CertSource,
 }

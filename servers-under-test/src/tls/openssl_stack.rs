@@ -58,6 +58,10 @@ pub fn acceptor(settings: &TlsSettings, pem: &CertPem) -> Result<SslAcceptor, Tl
             TlsError::Invalid(format!("OpenSSL rejected the TLS 1.3 suites `{list}`: {e}"))
         })?;
     }
+    if let Some(list) = &settings.groups {
+        b.set_groups_list(list)
+            .map_err(|e| TlsError::Invalid(format!("OpenSSL rejected the groups `{list}`: {e}")))?;
+    }
     b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
 
     let mut certs = X509::stack_from_pem(pem.chain.as_bytes())?.into_iter();
@@ -91,6 +95,10 @@ pub fn openssl_facts(ssl: &SslRef) -> TlsFacts {
         cipher: ssl
             .current_cipher()
             .map(|c| c.name().to_string())
+            .unwrap_or_default(),
+        cipher_code: ssl
+            .current_cipher()
+            .map(|c| u16::from_be_bytes(c.protocol_id()))
             .unwrap_or_default(),
         alpn: ssl
             .selected_alpn_protocol()

@@ -64,6 +64,26 @@ pub fn acceptor(
             !restricted || wanted.contains(&name)
         });
     }
+    if let Some(list) = &settings.groups {
+        let mut keep = Vec::new();
+        for name in split_list(list) {
+            let wanted = match name {
+                "P-256" | "prime256v1" => "secp256r1",
+                "P-384" => "secp384r1",
+                "x25519" => "X25519",
+                other => other,
+            };
+            let group = provider
+                .kx_groups
+                .iter()
+                .find(|g| format!("{:?}", g.name()) == wanted)
+                .ok_or_else(|| {
+                    TlsError::Invalid(format!("rustls has no key exchange group `{name}`"))
+                })?;
+            keep.push(*group);
+        }
+        provider.kx_groups = keep;
+    }
     let min = settings.min.unwrap_or(TlsVersion::Tls12);
     let max = settings.max.unwrap_or(TlsVersion::Tls13);
     let versions: Vec<&'static SupportedProtocolVersion> = [
@@ -102,6 +122,10 @@ pub fn rustls_facts(conn: &rustls::ServerConnection) -> TlsFacts {
         cipher: conn
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default(),
+        cipher_code: conn
+            .negotiated_cipher_suite()
+            .map(|s| u16::from(s.suite()))
             .unwrap_or_default(),
         alpn: conn
             .alpn_protocol()
