@@ -188,6 +188,134 @@ pub struct ProxySpec {
     pub key: PathBuf,
     /// Worker processes (nginx, Apache) or threads (HAProxy).
     pub workers: u32,
+    /// TLS at the edge: versions, suites, groups, ALPN (or cleartext).
+    pub tls: ProxyTls,
+}
+
+/// TLS settings of a real proxy's listener (a platform profile, rendered into its config).
+#[derive(Debug, Clone)]
+pub struct ProxyTls {
+    /// TLS at all; cleartext listeners accept HTTP/1.1 (and h2c where the proxy can).
+    pub enabled: bool,
+    /// Lowest version, `1.2` or `1.3`.
+    pub min: String,
+    /// Highest version.
+    pub max: String,
+    /// TLS 1.2 suites in server order (OpenSSL syntax); None = the proxy's default.
+    pub ciphers: Option<String>,
+    /// Key exchange groups (OpenSSL syntax).
+    pub groups: Option<String>,
+    /// Offer h2 by ALPN (false: HTTP/1.1 only, as far as the proxy allows).
+    pub alpn_h2: bool,
+}
+
+impl Default for ProxyTls {
+    fn default() -> Self {
+        ProxyTls {
+            enabled: true,
+            min: "1.2".into(),
+            max: "1.3".into(),
+            ciphers: None,
+            groups: None,
+            alpn_h2: true,
+        }
+    }
+}
+
+impl ProxyTls {
+    fn versions(&self) -> Vec<&'static str> {
+        [("1.2", "TLSv1.2"), ("1.3", "TLSv1.3")]
+            .into_iter()
+            .filter(|(v, _)| *v >= self.min.as_str() && *v <= self.max.as_str())
+            .map(|(_, name)| name)
+            .collect()
+    }
+
+    /// Template variables `listen_opts` and `tls` for one proxy kind.
+    fn render(&self, kind: ProxyKind, spec: &ProxySpec, dir: &str) -> (String, String) {
+        let (chain, key) = (spec.chain.display(), spec.key.display());
+        if !self.enabled {
+            return match kind {
+                ProxyKind::Nginx => (String::new(), String::new()),
+                ProxyKind::Apache => (
+                    String::new(),
+                    "Protocols h2c http/1.1\nRequestHeader set X-Forwarded-Proto \"http\"".into(),
+                ),
+                ProxyKind::Haproxy => (
+                    String::new(),
+                    "    http-request set-header X-Forwarded-Proto http".into(),
+                ),
+            };
+        }
+        let mut lines: Vec<String> = Vec::new();
+        match kind {
+            ProxyKind::Nginx => {
+                lines.push(format!("ssl_certificate {chain};"));
+                lines.push(format!("ssl_certificate_key {key};"));
+                lines.push(format!("ssl_protocols {};", self.versions().join(" ")));
+                lines.push("ssl_prefer_server_ciphers on;".into());
+                if let Some(c) = &self.ciphers {
+                    lines.push(format!("ssl_ciphers {c};"));
+                }
+                if let Some(g) = &self.groups {
+                    lines.push(format!("ssl_ecdh_curve {g};"));
+                }
+                let opts = if self.alpn_h2 { " ssl http2" } else { " ssl" };
+                let tls = lines
+                    .iter()
+                    .map(|l| format!("        {l}"))
+                    .collect::<Vec<_>>();
+                (opts.into(), tls.join("\n"))
+            }
+            ProxyKind::Apache => {
+                let protocols = if self.alpn_h2 {
+                    "h2 http/1.1"
+                } else {
+                    "http/1.1"
+                };
+                lines.push(format!("Protocols {protocols}"));
+                lines.push("SSLEngine on".into());
+                lines.push(format!("SSLCertificateFile \"{chain}\""));
+                lines.push(format!("SSLCertificateKeyFile \"{key}\""));
+                let v: Vec<String> = self.versions().iter().map(|v| format!("+{v}")).collect();
+                lines.push(format!("SSLProtocol -all {}", v.join(" ")));
+                lines.push("SSLHonorCipherOrder on".into());
+                if let Some(c) = &self.ciphers {
+                    lines.push(format!("SSLCipherSuite {c}"));
+                }
+                if let Some(g) = &self.groups {
+                    lines.push(format!("SSLOpenSSLConfCmd Groups {g}"));
+                }
+                lines.push(format!(
+                    "SSLSessionCache \"shmcb:{dir}/ssl_scache(512000)\""
+                ));
+                lines.push("RequestHeader set X-Forwarded-Proto \"https\"".into());
+                (String::new(), lines.join("\n"))
+            }
+            ProxyKind::Haproxy => {
+                let mut opts = format!(" ssl crt {dir}/cert.pem");
+                if self.alpn_h2 {
+                    opts.push_str(" alpn h2,http/1.1");
+                }
+                let name = |v: &str| if v == "1.2" { "TLSv1.2" } else { "TLSv1.3" };
+                opts.push_str(&format!(
+                    " ssl-min-ver {} ssl-max-ver {}",
+                    name(&self.min),
+                    name(&self.max)
+                ));
+                if let Some(c) = &self.ciphers {
+                    opts.push_str(&format!(" ciphers {c}"));
+                }
+                if let Some(g) = &self.groups {
+                    opts.push_str(&format!(" curves {g}"));
+                }
+                (
+                    opts,
+                    "    http-request set-header X-Forwarded-Proto https".into(),
+                )
+            }
+        }
+    }
 }
 
 impl ProxyKind {
@@ -339,6 +467,7 @@ fn start_proxy_once(
     } else {
         format!("http://{}", spec.backend)
     };
+    let (listen_opts, tls) = spec.tls.render(spec.kind, spec, &d);
     let vars = [
         ("dir", d.clone()),
         ("listen", listen),
@@ -348,8 +477,8 @@ fn start_proxy_once(
             "backend_proto",
             if spec.backend_h2 { "proto h2" } else { "" }.to_string(),
         ),
-        ("chain", spec.chain.display().to_string()),
-        ("key", spec.key.display().to_string()),
+        ("listen_opts", listen_opts),
+        ("tls", tls),
         ("workers", workers.to_string()),
         ("max_workers", (workers * 64).to_string()),
         ("user", user),
@@ -368,7 +497,7 @@ fn start_proxy_once(
         ProxyKind::Apache => {
             cmd.arg("-f").arg(&conf).arg("-DFOREGROUND");
         }
-        ProxyKind::Haproxy => {
+        ProxyKind::Haproxy if spec.tls.enabled => {
             let chain = std::fs::read_to_string(&spec.chain)
                 .map_err(io_err(format!("read {}", spec.chain.display())))?;
             let key = std::fs::read_to_string(&spec.key)
@@ -376,6 +505,9 @@ fn start_proxy_once(
             let pem = dir.path().join("cert.pem");
             std::fs::write(&pem, format!("{chain}{key}"))
                 .map_err(io_err(format!("write {}", pem.display())))?;
+            cmd.arg("-f").arg(&conf).arg("-db");
+        }
+        ProxyKind::Haproxy => {
             cmd.arg("-f").arg(&conf).arg("-db");
         }
     }
@@ -389,7 +521,7 @@ fn start_proxy_once(
     wait_until_accepting(&mut child, addr, timeout, dir.path())?;
     Ok(RunningServer {
         addr,
-        scheme: "https".into(),
+        scheme: if spec.tls.enabled { "https" } else { "http" }.into(),
         child,
         log: Some(log),
         dir: Some(dir),

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod load;
+pub mod matrix;
 pub mod model;
 pub mod output;
 pub mod probe;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Load(args) => run_load(&args),
         Command::Probe(args) => run_probe(&args),
+        Command::Matrix(args) => run_matrix(&args),
         Command::Doctor => doctor(),
         Command::Validate(args) => validate(&args),
         Command::Run(args) => run_scenario(&args),
@@ -124,8 +125,164 @@ fn run_probe(args: &h2lab::cli::probe::ProbeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode> {
+    use h2lab::matrix;
+    let mut spec = match h2lab::scenario::negotiation::load(&args.file) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!(
+                "{}:1:1: error: no [negotiation] section\n  hint: see scenarios/h2-matrix.toml",
+                args.file.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    spec.cross_check |= args.cross_check;
+    if let Some(n) = args.parallel {
+        if n == 0 {
+            return Err(UsageError("--parallel must be at least 1".into()).into());
+        }
+        spec.parallel = n;
+    }
+    let (servers, cells, skipped) = spec.expand();
+    if args.dry_run {
+        let mut out = format!(
+            "{} cells on {} servers ({}):\n",
+            cells.len(),
+            servers.len(),
+            spec.name
+        );
+        for c in &cells {
+            let s = &servers[c.server];
+            out.push_str(&format!(
+                "  {} {} {} {} {} {}\n",
+                matrix::spec::topology_name(&s.topology),
+                matrix::spec::stack_name(s.stack),
+                s.profile.map_or("-", |p| p.name),
+                s.cert.map_or("-", |k| k.as_str()),
+                c.client.map_or("-", |p| p.name),
+                c.offer.name()
+            ));
+        }
+        for s in &skipped {
+            out.push_str(&format!("  left out: {}: {}\n", s.what, s.why));
+        }
+        print_out(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    let id = format!("{}-{stamp}-{}", spec.name, std::process::id());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("reports").join(&id));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let sut = h2lab_common::launch::locate_sut()
+        .context("the sut binary is needed to start the matrix's servers")?;
+    let pki_dir = out.join("pki");
+    std::fs::create_dir_all(&pki_dir)?;
+    let mut pki = Vec::new();
+    for key in &spec.certs {
+        let files = h2lab_common::pki::Pki::generate(*key)?.write_to(&pki_dir, key.as_str())?;
+        pki.push((*key, files));
+    }
+    if pki.is_empty() {
+        let key = h2lab_common::pki::KeyType::Ecdsa;
+        pki.push((
+            key,
+            h2lab_common::pki::Pki::generate(key)?.write_to(&pki_dir, key.as_str())?,
+        ));
+    }
+    let launcher = h2lab::run::topology::Launcher {
+        sut,
+        pki: &pki,
+        owner: id.clone(),
+        pin_core: None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sigint = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &sigint),
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+    ] {
+        signal_hook::flag::register(sig, flag.clone()).context("cannot install signal handler")?;
+    }
+    let quiet = args.quiet;
+    let result = matrix::run(&spec, &launcher, &out, &stop, |done, total| {
+        if !quiet {
+            eprintln!("matrix: {done}/{total} servers probed");
+        }
+    });
+    let written = matrix::write(&result, &out)
+        .with_context(|| format!("cannot write the matrix into {}", out.display()))?;
+    let s = &result.summary;
+    let mut text = format!(
+        "{} cells on {} servers in {:.1} s: {} as expected, {} not; documented rows reproduced {}/{}",
+        s.cells, s.servers, s.elapsed_s, s.agree, s.disagree, s.documented_reproduced, s.documented_total
+    );
+    if result.cells.iter().any(|c| c.cross_check.is_some()) {
+        text.push_str(&format!(
+            "; cross-check disagreements {}",
+            s.cross_check_disagree
+        ));
+    }
+    text.push('\n');
+    for d in result.documented.iter().filter(|d| !d.reproduced) {
+        text.push_str(&format!(
+            "  NOT reproduced: {} ({})\n",
+            d.row,
+            d.mismatches.join("; ")
+        ));
+    }
+    for p in written {
+        text.push_str(&format!("  wrote {}\n", p.display()));
+    }
+    print_out(&text);
+    let bad = s.documented_reproduced < s.documented_total
+        || s.servers_failed > 0
+        || (args.strict && s.disagree > 0);
+    Ok(if sigint.load(Ordering::Relaxed) {
+        ExitCode::from(130)
+    } else if stop.load(Ordering::Relaxed) {
+        ExitCode::from(143)
+    } else if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn validate(args: &h2lab::cli::scenario::ValidateArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file).unwrap_or_default();
+    let matrix = h2lab::scenario::negotiation::load(&args.file);
+    let has_axes = text
+        .parse::<toml::Table>()
+        .map(|t| t.contains_key("axes"))
+        .unwrap_or(true);
+    if let (false, Ok(Some(spec))) = (has_axes, &matrix) {
+        let (servers, cells, _) = spec.expand();
+        println!(
+            "{}: ok, negotiation matrix of {} cells on {} servers",
+            args.file.display(),
+            cells.len(),
+            servers.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Err(e) = &matrix {
+        eprintln!("{e}");
+        return Ok(ExitCode::from(2));
+    }
     let mut diags = match h2lab::scenario::load(&args.file) {
         Ok(plan) => {
             println!(

@@ -173,6 +173,7 @@ fn through_real_proxy(kind: ProxyKind) {
         chain: files.chain.clone(),
         key: files.key.clone(),
         workers: 1,
+        tls: h2lab_common::launch::ProxyTls::default(),
     };
     let proxy = launch::start_proxy(&spec, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{kind:?}: {e}"));

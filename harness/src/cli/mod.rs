@@ -2,6 +2,7 @@
 //! here, once.
 
 pub mod load;
+pub mod matrix;
 pub mod probe;
 pub mod scenario;
 pub mod tls;
@@ -27,6 +28,10 @@ pub enum Command {
     /// certificate key, ALPN, the protocol a real request used and the one that reached
     /// the app, or the precise failure class (exit 1 on failure).
     Probe(Box<probe::ProbeArgs>),
+    /// Run the HTTP/2 negotiation matrix of a scenario's `[negotiation]` section: every
+    /// topology x server TLS x platform profile x certificate x client profile x offer,
+    /// observed vs expected; writes matrix.json, .csv, .md and .svg.
+    Matrix(matrix::MatrixArgs),
     /// Check a scenario file: unknown keys, wrong types, impossible combinations, missing
     /// proxies, each with file:line:column and a hint (exit 2 when anything is wrong).
     Validate(scenario::ValidateArgs),

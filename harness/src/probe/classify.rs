@@ -70,6 +70,9 @@ pub fn handshake(stack: TlsClientStack, err: &io::Error) -> FailureClass {
             E::PeerMisbehaved(M::SelectedUnofferedCipherSuite) => {
                 FailureClass::Alert("handshake_failure".into())
             }
+            E::PeerMisbehaved(M::SelectedUnofferedApplicationProtocol) => {
+                FailureClass::Tls("server_selected_unoffered_alpn".into())
+            }
             E::NoApplicationProtocol => FailureClass::Alert("no_application_protocol".into()),
             E::InvalidCertificate(c) => FailureClass::Tls(format!("bad_certificate({c:?})")),
             other => FailureClass::Tls(alert_name(&format!("{other:?}").replace(['(', ')'], " "))),

@@ -268,11 +268,9 @@ async fn cleartext(spec: &ProbeSpec, tcp: TcpStream, report: &mut ProbeReport) {
                     );
                 }
                 Ok(Ok(Upgrade::Switched { conn, response, .. })) => {
-                    let task = tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    let got = tokio::time::timeout(spec.timeout, h2_response(response)).await;
-                    task.abort();
+                    let got =
+                        tokio::time::timeout(spec.timeout, with_conn(conn, h2_response(response)))
+                            .await;
                     finish_h2(got, report);
                 }
             }
@@ -339,19 +337,17 @@ where
         Ok(Err(e)) => return report.fail(classify::h2(&e), e.to_string()),
         Err(_) => return report.fail(FailureClass::Timeout("response"), "HTTP/2 handshake"),
     };
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
     let scheme = if spec.tls.is_some() { "https" } else { "http" };
     let req = http::Request::builder()
         .uri(format!("{scheme}://{}{}", spec.authority, spec.path))
         .body(())
         .expect("valid request");
     let got = match send.send_request(req, true) {
-        Ok((response, _)) => tokio::time::timeout(spec.timeout, h2_response(response)).await,
+        Ok((response, _)) => {
+            tokio::time::timeout(spec.timeout, with_conn(conn, h2_response(response))).await
+        }
         Err(e) => Ok(Err(classify::h2(&e))),
     };
-    task.abort();
     finish_h2(got, report);
 }
 
@@ -361,23 +357,22 @@ async fn h1_exchange(spec: &ProbeSpec, io: Stream, report: &mut ProbeReport) {
             hyper_util::rt::TokioIo::new(io),
         )
         .await?;
-        let task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let req = http::Request::builder()
             .uri(spec.path.as_str())
             .header(http::header::HOST, spec.authority.as_str())
             .body(Empty::new())
             .expect("valid request");
-        let resp = send.send_request(req).await?;
-        let status = resp.status().as_u16();
-        let body = Limited::new(resp.into_body(), 1 << 16)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        task.abort();
-        Ok::<_, hyper::Error>((status, body))
+        let exchange = async {
+            let resp = send.send_request(req).await?;
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), 1 << 16)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok::<_, hyper::Error>((status, body))
+        };
+        with_conn(conn, exchange).await
     };
     match tokio::time::timeout(spec.timeout, exchange).await {
         Err(_) => report.fail(FailureClass::Timeout("response"), "HTTP/1.1 response"),
@@ -390,6 +385,18 @@ async fn h1_exchange(spec: &ProbeSpec, io: Stream, report: &mut ProbeReport) {
             report.status = Some(status);
             read_info(&body, report);
         }
+    }
+}
+
+/// Polls a connection's I/O future while `work` runs, in this task (no spawned task can
+/// outlive the probe and keep a socket open); once the connection ends, `work` is still
+/// awaited so it can report why.
+async fn with_conn<C: std::future::Future, W: std::future::Future>(conn: C, work: W) -> W::Output {
+    let mut conn = std::pin::pin!(conn);
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        out = &mut work => out,
+        _ = &mut conn => work.await,
     }
 }
 

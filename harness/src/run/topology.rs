@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use h2lab_common::launch::{self, ProxySpec, RunningServer};
+use h2lab_common::launch::{self, ProxySpec, ProxyTls, RunningServer};
 use h2lab_common::pki::{KeyType, PkiFiles};
+use h2lab_common::profiles;
 
 use crate::model::plan::{Cell, ServerTls, Topology};
 
@@ -58,6 +59,30 @@ impl Launched {
     }
 }
 
+/// TLS of a server to start.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    /// Stack (real proxies use their own OpenSSL whatever this says).
+    pub stack: ServerTls,
+    /// Certificate key type.
+    pub cert: KeyType,
+    /// Lowest TLS version, when set apart from the profile.
+    pub min: Option<String>,
+    /// Highest TLS version.
+    pub max: Option<String>,
+    /// Platform profile name.
+    pub profile: Option<String>,
+}
+
+/// A server to start: a topology, with TLS or cleartext.
+#[derive(Debug, Clone)]
+pub struct ServerSpec<'a> {
+    /// The topology.
+    pub topology: &'a Topology,
+    /// TLS, or None for cleartext.
+    pub tls: Option<TlsSpec>,
+}
+
 /// How to start processes for a run.
 pub struct Launcher<'a> {
     /// The `sut` binary.
@@ -105,29 +130,91 @@ impl Launcher<'_> {
             .map_err(|e| format!("{name} did not start: {e}"))
     }
 
-    fn tls_args(&self, cell: &Cell) -> Vec<String> {
-        let stack = match cell.server_tls {
+    fn tls_args(&self, spec: &ServerSpec) -> Vec<String> {
+        let Some(tls) = &spec.tls else {
+            return Vec::new();
+        };
+        let stack = match tls.stack {
             ServerTls::None => return Vec::new(),
             ServerTls::Rustls => "rustls",
             ServerTls::Openssl => "openssl",
         };
-        let f = self.files(cell.cert);
-        vec![
+        let f = self.files(tls.cert);
+        let mut args = vec![
             "--tls".into(),
             stack.into(),
             "--cert".into(),
             f.chain.display().to_string(),
             "--key".into(),
             f.key.display().to_string(),
-            "--tls-min".into(),
-            cell.tls_min.clone(),
-            "--tls-max".into(),
-            cell.tls_max.clone(),
-        ]
+        ];
+        for (flag, value) in [
+            ("--tls-min", &tls.min),
+            ("--tls-max", &tls.max),
+            ("--platform-profile", &tls.profile),
+        ] {
+            if let Some(v) = value {
+                args.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        args
+    }
+
+    fn proxy_tls(&self, spec: &ServerSpec) -> ProxyTls {
+        let Some(tls) = &spec.tls else {
+            return ProxyTls {
+                enabled: false,
+                ..ProxyTls::default()
+            };
+        };
+        let profile = tls.profile.as_deref().and_then(profiles::server_profile);
+        let d = ProxyTls::default();
+        ProxyTls {
+            enabled: true,
+            min: tls
+                .min
+                .clone()
+                .or(profile.map(|p| p.min.to_string()))
+                .unwrap_or(d.min),
+            max: tls
+                .max
+                .clone()
+                .or(profile.map(|p| p.max.to_string()))
+                .unwrap_or(d.max),
+            ciphers: profile
+                .filter(|p| !p.tls12_suites.is_empty())
+                .map(|p| p.tls12_suites.join(":")),
+            groups: profile.and_then(|p| p.groups.map(str::to_string)),
+            alpn_h2: profile.is_none_or(|p| p.alpn),
+        }
     }
 
     /// Starts the topology of `cell`, logs in `dir`.
     pub fn start(&self, cell: &Cell, dir: &Path) -> Result<Launched, String> {
+        let tls = (cell.server_tls != ServerTls::None
+            || matches!(cell.topology, Topology::RealProxy(_)))
+        .then(|| TlsSpec {
+            stack: if cell.server_tls == ServerTls::None {
+                ServerTls::Openssl
+            } else {
+                cell.server_tls
+            },
+            cert: cell.cert,
+            min: Some(cell.tls_min.clone()),
+            max: Some(cell.tls_max.clone()),
+            profile: None,
+        });
+        self.start_spec(
+            &ServerSpec {
+                topology: &cell.topology,
+                tls,
+            },
+            dir,
+        )
+    }
+
+    /// Starts a topology as `spec` describes, logs in `dir`.
+    pub fn start_spec(&self, spec: &ServerSpec, dir: &Path) -> Result<Launched, String> {
         let t0 = Instant::now();
         let listen = || {
             vec![
@@ -138,7 +225,7 @@ impl Launcher<'_> {
             ]
         };
         let mut servers = Vec::new();
-        let front = match &cell.topology {
+        let front = match spec.topology {
             Topology::External(url) => {
                 let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
                 let https = uri.scheme_str() == Some("https");
@@ -159,15 +246,15 @@ impl Launcher<'_> {
             Topology::DirectEdge => {
                 let mut a = vec!["edge".to_string()];
                 a.extend(listen());
-                a.extend(self.tls_args(cell));
+                a.extend(self.tls_args(spec));
                 self.sut(dir, "direct-edge", a)?
             }
             Topology::InProcess | Topology::OutOfProcess => {
-                let oop = cell.topology == Topology::OutOfProcess;
+                let oop = *spec.topology == Topology::OutOfProcess;
                 let name = if oop { "out-of-process" } else { "in-process" };
                 let mut a = vec!["host".to_string(), "--hosting".into(), name.into()];
                 a.extend(listen());
-                a.extend(self.tls_args(cell));
+                a.extend(self.tls_args(spec));
                 if oop {
                     a.extend([
                         "--eager-start".into(),
@@ -185,7 +272,7 @@ impl Launcher<'_> {
                 )?;
                 let backend_addr = backend.addr;
                 servers.push(backend);
-                match &cell.topology {
+                match spec.topology {
                     Topology::SutProxy => {
                         let mut a = vec![
                             "proxy".to_string(),
@@ -193,20 +280,21 @@ impl Launcher<'_> {
                             format!("http://{backend_addr}"),
                         ];
                         a.extend(listen());
-                        a.extend(self.tls_args(cell));
+                        a.extend(self.tls_args(spec));
                         self.sut(dir, "reverse-proxy-sut", a)?
                     }
                     Topology::RealProxy(kind) => {
-                        let f = self.files(cell.cert);
-                        let spec = ProxySpec {
+                        let f = self.files(spec.tls.as_ref().map_or(KeyType::Ecdsa, |t| t.cert));
+                        let proxy = ProxySpec {
                             kind: *kind,
                             backend: backend_addr,
                             backend_h2: false,
                             chain: f.chain.clone(),
                             key: f.key.clone(),
                             workers: 1,
+                            tls: self.proxy_tls(spec),
                         };
-                        launch::start_proxy(&spec, READY)
+                        launch::start_proxy(&proxy, READY)
                             .map_err(|e| format!("{} did not start: {e}", kind.name()))?
                     }
                     _ => unreachable!(),
@@ -219,9 +307,7 @@ impl Launcher<'_> {
         Ok(Launched {
             addr,
             scheme,
-            ca: (cell.server_tls != ServerTls::None
-                || matches!(cell.topology, Topology::RealProxy(_)))
-            .then(|| self.files(cell.cert).ca.clone()),
+            ca: spec.tls.as_ref().map(|t| self.files(t.cert).ca.clone()),
             servers,
             start_time: t0.elapsed(),
         })

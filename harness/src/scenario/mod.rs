@@ -3,6 +3,7 @@
 //! the file.
 
 pub mod file;
+pub mod negotiation;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;

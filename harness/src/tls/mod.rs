@@ -98,7 +98,8 @@ impl Stream {
                     .map(|k| key_name(&k));
                 Some(TlsDetails {
                     cipher_code: u16::from(suite),
-                    cipher_iana: format!("{suite:?}"),
+                    // rustls spells TLS 1.3 suites TLS13_*; IANA says TLS_*.
+                    cipher_iana: format!("{suite:?}").replacen("TLS13_", "TLS_", 1),
                     group: conn
                         .negotiated_key_exchange_group()
                         .map(|g| format!("{:?}", g.name())),
