@@ -4,6 +4,7 @@
 //! `tls`) -> recording (`record`) -> outputs (`output`: result JSON, interval logs,
 //! summary).
 
+pub mod analysis;
 pub mod cli;
 pub mod load;
 pub mod matrix;

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Command::Load(args) => run_load(&args),
         Command::Probe(args) => run_probe(&args),
         Command::Matrix(args) => run_matrix(&args),
+        Command::Compare(args) => run_compare(&args),
+        Command::Gate(args) => run_gate(&args),
         Command::Doctor => doctor(),
         Command::Validate(args) => validate(&args),
         Command::Run(args) => run_scenario(&args),
@@ -259,6 +261,111 @@ fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode>
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn bad_input(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("h2lab: error: {e}");
+    Ok(ExitCode::from(2))
+}
+
+fn run_compare(args: &h2lab::cli::analysis::CompareArgs) -> anyhow::Result<ExitCode> {
+    use h2lab::analysis::{compare, gate, rundir::RunDir};
+    let thresholds = match &args.max_regression {
+        Some(s) => match gate::parse_thresholds(s, compare::Thresholds::default()) {
+            Ok(t) => t,
+            Err(e) => return bad_input(format!("--max-regression {e}")),
+        },
+        None => compare::Thresholds::default(),
+    };
+    let (base, new) = match (RunDir::load(&args.base), RunDir::load(&args.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => return bad_input(e),
+    };
+    let c = match compare::compare(&base, &new, &thresholds) {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let json = serde_json::to_string_pretty(&c)? + "\n";
+    if let Some(p) = &args.json {
+        output::atomic_write(p, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .with_context(|| format!("cannot write --json {}", p.display()))?;
+    }
+    if args.print_json {
+        print_out(&json);
+    } else {
+        print_out(&compare::markdown(&c));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_gate(args: &h2lab::cli::analysis::GateArgs) -> anyhow::Result<ExitCode> {
+    use h2lab::analysis::{compare, gate, rundir::RunDir};
+    let (base, cand) = match (RunDir::load(&args.baseline), RunDir::load(&args.candidate)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => return bad_input(e),
+    };
+    let (scenario_max, scenario_slo) = match gate::from_scenario(&cand.scenario) {
+        Ok(x) => x,
+        Err(e) => return bad_input(format!("{}: {e}", args.candidate.display())),
+    };
+    let spec = args
+        .max_regression
+        .clone()
+        .or(scenario_max)
+        .unwrap_or_default();
+    let thresholds = match gate::parse_thresholds(&spec, compare::Thresholds::default()) {
+        Ok(t) => t,
+        Err(e) => return bad_input(format!("--max-regression {e}")),
+    };
+    let mut slos = Vec::new();
+    for s in scenario_slo.iter().chain(&args.slo) {
+        match gate::parse_slo(s) {
+            Ok(s) => slos.push(s),
+            Err(e) => return bad_input(format!("--slo {e}")),
+        }
+    }
+    let c = match compare::compare(&base, &cand, &thresholds) {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let verdict = gate::decide(c, &cand, &slos, args.fail_on_inconclusive);
+    let md = gate::markdown(&verdict);
+    if let Some(p) = &args.junit {
+        let xml = gate::junit(&verdict);
+        output::atomic_write(p, |w| std::io::Write::write_all(w, xml.as_bytes()))
+            .with_context(|| format!("cannot write --junit {}", p.display()))?;
+    }
+    if let Some(p) = &args.json {
+        let json = serde_json::to_string_pretty(&verdict)? + "\n";
+        output::atomic_write(p, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .with_context(|| format!("cannot write --json {}", p.display()))?;
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .with_context(|| {
+                format!(
+                    "cannot append to $GITHUB_STEP_SUMMARY {}",
+                    summary.to_string_lossy()
+                )
+            })?;
+        f.write_all(md.as_bytes())?;
+        f.write_all(b"\n")?;
+    }
+    print_out(&md);
+    eprintln!(
+        "h2lab gate: {} (thresholds {})",
+        if verdict.pass { "pass" } else { "FAIL" },
+        gate::describe(&verdict.comparison.thresholds)
+    );
+    Ok(if verdict.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

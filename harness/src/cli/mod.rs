@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. Flags become validated plain data
 //! here, once.
 
+pub mod analysis;
 pub mod load;
 pub mod matrix;
 pub mod probe;
@@ -38,6 +39,13 @@ pub enum Command {
     /// Run a scenario matrix: start each topology, drive it, tear it down, and write a
     /// results directory (`--dry-run` lists the cells).
     Run(scenario::RunArgs),
+    /// Compare two results directories cell by cell: base, new, change and its
+    /// significance over the repetitions (Mann-Whitney U, bootstrap interval).
+    Compare(analysis::CompareArgs),
+    /// Gate a candidate run against a baseline: exit 0 pass, 1 regressed (significant and
+    /// beyond its threshold) or an SLO not met, 2 bad input; JUnit XML and a Markdown
+    /// verdict (appended to $GITHUB_STEP_SUMMARY when set).
+    Gate(analysis::GateArgs),
     /// Show where the lab finds its servers under test and which real proxies are installed.
     Doctor,
 }

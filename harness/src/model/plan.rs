@@ -70,6 +70,8 @@ pub struct CellLoad {
 /// The request of a cell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CellRequest {
+    /// Name that stands for the request in the axes (comparisons match by it), if given.
+    pub name: Option<String>,
     /// Path and query.
     pub path: String,
     /// Method.

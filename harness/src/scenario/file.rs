@@ -107,6 +107,10 @@ pub struct LoadSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
+    /// Name for the axes: runs whose requests differ but share a name compare as one
+    /// cell (e.g. the same endpoint before and after a change of its path).
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
     /// Path and query.
     pub path: Spanned<String>,
     /// Method (default GET).

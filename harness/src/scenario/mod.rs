@@ -521,6 +521,7 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
     let mut requests = Vec::new();
     match &axes.request {
         None => requests.push(CellRequest {
+            name: None,
             path: "/plaintext".into(),
             method: "GET".into(),
             body_bytes: 0,
@@ -578,6 +579,7 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
                     }
                 };
                 requests.push(CellRequest {
+                    name: spec.name.as_ref().map(|n| n.get_ref().trim().to_string()),
                     path: spec.path.get_ref().clone(),
                     method,
                     body_bytes,
@@ -873,16 +875,19 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
                     axes_map.insert("load".into(), l.label.clone());
                     axes_map.insert(
                         "request".into(),
-                        format!(
-                            "{} {}{}",
-                            req.method,
-                            req.path,
-                            if req.body_bytes > 0 {
-                                format!(" +{}B", req.body_bytes)
-                            } else {
-                                String::new()
-                            }
-                        ),
+                        match &req.name {
+                            Some(name) => name.clone(),
+                            None => format!(
+                                "{} {}{}",
+                                req.method,
+                                req.path,
+                                if req.body_bytes > 0 {
+                                    format!(" +{}B", req.body_bytes)
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        },
                     );
                     axes_map.insert("engine".into(), engine.clone());
                     let mut id = slug(&format!(
@@ -899,7 +904,7 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
                         raw.values[5],
                         l.label,
                         req.method,
-                        req.path
+                        req.name.as_deref().unwrap_or(&req.path)
                     ));
                     if engine != "h2lab" {
                         id.push('.');

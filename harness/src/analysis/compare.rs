@@ -1,0 +1,376 @@
+//! `h2lab compare`: cells matched by their axes, per metric base vs new, the change, and
+//! whether it is significant given the repetitions.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::rundir::{CellSamples, InputError, Metric, RunDir};
+use super::stats::{bootstrap_ratio_ci, mann_whitney_p, median};
+
+/// Significance level of the test.
+pub const ALPHA: f64 = 0.05;
+/// With fewer than three repetitions no test is possible; a change must exceed this
+/// fixed noise floor (percent) as well as the threshold.
+pub const NOISE_FLOOR_PCT: f64 = 5.0;
+
+/// How much worse a metric may get: percent of the base, or percentage points (error rate).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "unit", content = "value", rename_all = "snake_case")]
+pub enum Limit {
+    /// Percent of the base value.
+    Percent(f64),
+    /// Percentage points (for rates).
+    Points(f64),
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Percent(p) => write!(f, "{p}%"),
+            Limit::Points(p) => write!(f, "{p}pp"),
+        }
+    }
+}
+
+/// Regression thresholds per metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Thresholds(pub BTreeMap<Metric, Limit>);
+
+impl Default for Thresholds {
+    /// Throughput -5%, p50 and p99 +10%, p99.9 +15%, error rate +0.1 percentage points.
+    fn default() -> Self {
+        Thresholds(BTreeMap::from([
+            (Metric::Rps, Limit::Percent(5.0)),
+            (Metric::P50, Limit::Percent(10.0)),
+            (Metric::P99, Limit::Percent(10.0)),
+            (Metric::P999, Limit::Percent(15.0)),
+            (Metric::ErrorRate, Limit::Points(0.1)),
+        ]))
+    }
+}
+
+/// The verdict of one metric of one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No change beyond the threshold with significance.
+    Pass,
+    /// Better beyond the threshold, significantly.
+    Improved,
+    /// Worse beyond the threshold, significantly.
+    Regressed,
+    /// Worse beyond the threshold, but the repetitions cannot tell it from noise.
+    Inconclusive,
+}
+
+/// One metric of one cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricComparison {
+    /// The metric.
+    pub metric: Metric,
+    /// Median over the base repetitions.
+    pub base: f64,
+    /// Median over the new repetitions.
+    pub new: f64,
+    /// Change in percent of the base (rates: percentage points).
+    pub change: f64,
+    /// Unit of `change`: `%` or `pp`.
+    pub change_unit: &'static str,
+    /// Mann-Whitney U two-sided p-value (None under 3 repetitions).
+    pub p_value: Option<f64>,
+    /// 95% bootstrap interval of new/base medians.
+    pub ratio_ci: Option<(f64, f64)>,
+    /// Significant: p < 0.05 or the interval excludes 1.
+    pub significant: bool,
+    /// How significance was judged.
+    pub method: String,
+    /// The threshold applied.
+    pub threshold: Limit,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// One cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellComparison {
+    /// Cell id (of the new run).
+    pub id: String,
+    /// Its axes.
+    pub axes: BTreeMap<String, String>,
+    /// Repetitions in base and new.
+    pub reps: (usize, usize),
+    /// Per metric.
+    pub metrics: Vec<MetricComparison>,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Schema of the JSON output.
+    pub schema: &'static str,
+    /// Base run id and directory.
+    pub base: String,
+    /// New run id and directory.
+    pub new: String,
+    /// Thresholds applied.
+    pub thresholds: Thresholds,
+    /// Cells.
+    pub cells: Vec<CellComparison>,
+}
+
+fn label(axes: &BTreeMap<String, String>) -> String {
+    axes.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Compares one metric's samples.
+pub fn compare_metric(metric: Metric, base: &[f64], new: &[f64], limit: Limit) -> MetricComparison {
+    let (mb, mn) = (median(base), median(new));
+    let (change, unit) = match limit {
+        Limit::Points(_) => ((mn - mb) * 100.0, "pp"),
+        Limit::Percent(_) => (
+            if mb == 0.0 {
+                if mn == 0.0 {
+                    0.0
+                } else {
+                    100.0
+                }
+            } else {
+                (mn - mb) / mb * 100.0
+            },
+            "%",
+        ),
+    };
+    let worse = if metric.higher_is_better() {
+        -change
+    } else {
+        change
+    };
+    let limit_value = match limit {
+        Limit::Percent(p) | Limit::Points(p) => p,
+    };
+    let enough = base.len() >= 3 && new.len() >= 3;
+    let (p_value, ratio_ci, significant, method, verdict);
+    if enough {
+        let p = mann_whitney_p(base, new);
+        let ci = bootstrap_ratio_ci(base, new);
+        let ci_excludes_one = ci.is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0);
+        significant = p < ALPHA || ci_excludes_one;
+        method = format!(
+            "Mann-Whitney U over {}+{} repetitions, bootstrap 95% CI of the ratio",
+            base.len(),
+            new.len()
+        );
+        verdict = if worse > limit_value && significant {
+            Verdict::Regressed
+        } else if worse > limit_value {
+            Verdict::Inconclusive
+        } else if -worse > limit_value && significant {
+            Verdict::Improved
+        } else {
+            Verdict::Pass
+        };
+        p_value = Some(p);
+        ratio_ci = ci;
+    } else {
+        p_value = None;
+        ratio_ci = None;
+        significant = false;
+        let floor = match limit {
+            Limit::Percent(_) => NOISE_FLOOR_PCT,
+            Limit::Points(_) => 0.0,
+        };
+        method = format!(
+            "{}+{} repetitions: too few for a test; fixed threshold with a {floor}% noise floor",
+            base.len(),
+            new.len()
+        );
+        let bar = limit_value.max(floor);
+        verdict = if worse > bar {
+            Verdict::Regressed
+        } else if -worse > bar {
+            Verdict::Improved
+        } else {
+            Verdict::Pass
+        };
+    }
+    MetricComparison {
+        metric,
+        base: mb,
+        new: mn,
+        change,
+        change_unit: unit,
+        p_value,
+        ratio_ci,
+        significant,
+        method,
+        threshold: limit,
+        verdict,
+    }
+}
+
+fn samples(c: &CellSamples, m: Metric) -> Vec<f64> {
+    c.reps.iter().map(|r| m.of(r)).collect()
+}
+
+/// Matches the cells of two runs by their axes and compares every metric. Missing or
+/// extra cells, cells without results and generator-bound runs are refused.
+pub fn compare(base: &RunDir, new: &RunDir, t: &Thresholds) -> Result<Comparison, InputError> {
+    let mut cells = Vec::new();
+    for b in &base.cells {
+        if !new.cells.iter().any(|n| n.axes == b.axes) {
+            return Err(InputError::Mismatch(format!(
+                "cell `{}` ({}) of the baseline is missing from the candidate {}",
+                b.id,
+                label(&b.axes),
+                new.path.display()
+            )));
+        }
+    }
+    for n in &new.cells {
+        let Some(b) = base.cells.iter().find(|b| b.axes == n.axes) else {
+            return Err(InputError::Mismatch(format!(
+                "cell `{}` ({}) of the candidate is not in the baseline {}: the scenario axes differ",
+                n.id,
+                label(&n.axes),
+                base.path.display()
+            )));
+        };
+        for (run, c) in [(base, b), (new, n)] {
+            if c.reps.is_empty() {
+                return Err(InputError::Mismatch(format!(
+                    "cell `{}` has no result in {} (failed or skipped): nothing to compare",
+                    c.id,
+                    run.path.display()
+                )));
+            }
+            if c.reps.iter().any(|r| r.generator_bound) {
+                return Err(InputError::Mismatch(format!(
+                    "cell `{}` in {} was generator-bound: its numbers measure the generator, not the server",
+                    c.id,
+                    run.path.display()
+                )));
+            }
+        }
+        let metrics = Metric::ALL
+            .iter()
+            .filter_map(|&m| {
+                let limit = *t.0.get(&m)?;
+                Some(compare_metric(m, &samples(b, m), &samples(n, m), limit))
+            })
+            .collect();
+        cells.push(CellComparison {
+            id: n.id.clone(),
+            axes: n.axes.clone(),
+            reps: (b.reps.len(), n.reps.len()),
+            metrics,
+        });
+    }
+    Ok(Comparison {
+        schema: "h2lab.compare/v1",
+        base: format!("{} ({})", base.run_id, base.path.display()),
+        new: format!("{} ({})", new.run_id, new.path.display()),
+        thresholds: t.clone(),
+        cells,
+    })
+}
+
+fn fmt_value(m: Metric, v: f64) -> String {
+    match m {
+        Metric::Rps => format!("{v:.0}"),
+        Metric::ErrorRate => format!("{:.3}%", v * 100.0),
+        _ => {
+            if v >= 10_000.0 {
+                format!("{:.2} ms", v / 1000.0)
+            } else {
+                format!("{v:.0} us")
+            }
+        }
+    }
+}
+
+/// Markdown table: one row per cell and metric.
+pub fn markdown(c: &Comparison) -> String {
+    let mut out = String::from(
+        "| cell | metric | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n",
+    );
+    for cell in &c.cells {
+        for m in &cell.metrics {
+            let p = match m.p_value {
+                Some(p) => format!("{p:.3}"),
+                None => format!("n={}+{}", cell.reps.0, cell.reps.1),
+            };
+            let verdict = match m.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Improved => "improved",
+                Verdict::Regressed => "**REGRESSED**",
+                Verdict::Inconclusive => "inconclusive",
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:+.1}{} | {} | {} |\n",
+                cell.id,
+                m.metric.name(),
+                fmt_value(m.metric, m.base),
+                fmt_value(m.metric, m.new),
+                m.change,
+                m.change_unit,
+                p,
+                verdict
+            ));
+        }
+    }
+    if c.cells
+        .iter()
+        .any(|cell| cell.reps.0 < 3 || cell.reps.1 < 3)
+    {
+        out.push_str(&format!(
+            "\nFewer than 3 repetitions on a side: no significance test; a change counts only beyond its threshold and a {NOISE_FLOOR_PCT}% noise floor.\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clear_slowdown_is_a_significant_regression() {
+        let base = [1000.0, 1010.0, 990.0, 1005.0, 995.0];
+        let new = [1300.0, 1310.0, 1290.0, 1305.0, 1295.0];
+        let m = compare_metric(Metric::P99, &base, &new, Limit::Percent(10.0));
+        assert_eq!(m.verdict, Verdict::Regressed);
+        assert!((m.change - 30.0).abs() < 1e-9);
+        assert!(m.p_value.unwrap() < 0.05);
+        // The same numbers for throughput are an improvement.
+        let m = compare_metric(Metric::Rps, &base, &new, Limit::Percent(5.0));
+        assert_eq!(m.verdict, Verdict::Improved);
+    }
+
+    #[test]
+    fn noise_within_threshold_passes_and_big_noise_is_inconclusive() {
+        let base = [1000.0, 1010.0, 990.0, 1005.0, 995.0];
+        let new = [1020.0, 1000.0, 1015.0, 995.0, 1010.0];
+        assert_eq!(
+            compare_metric(Metric::P99, &base, &new, Limit::Percent(10.0)).verdict,
+            Verdict::Pass
+        );
+        let noisy = [900.0, 1500.0, 1000.0, 1300.0, 1100.0];
+        let m = compare_metric(Metric::P99, &base, &noisy, Limit::Percent(5.0));
+        assert_eq!(m.verdict, Verdict::Inconclusive, "{m:?}");
+    }
+
+    #[test]
+    fn a_single_repetition_uses_the_noise_floor() {
+        let m = compare_metric(Metric::P99, &[1000.0], &[1040.0], Limit::Percent(3.0));
+        assert_eq!(m.verdict, Verdict::Pass);
+        assert!(m.method.contains("too few"));
+        let m = compare_metric(Metric::P99, &[1000.0], &[1200.0], Limit::Percent(10.0));
+        assert_eq!(m.verdict, Verdict::Regressed);
+        let m = compare_metric(Metric::ErrorRate, &[0.0], &[0.002], Limit::Points(0.1));
+        assert_eq!((m.change_unit, m.verdict), ("pp", Verdict::Regressed));
+    }
+}

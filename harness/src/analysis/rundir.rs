@@ -1,0 +1,247 @@
+//! A results directory as the analysis sees it: the manifest, and per cell the values of
+//! each repetition (throughput, latency percentiles, error rate) read from result.json.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Why a results directory cannot be analysed (exit 2: bad input).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A file is missing or unreadable.
+    #[error("{path}: {why}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// A file is not what it should be.
+    #[error("{path}: {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The two runs cannot be compared.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Schemas this version reads.
+pub const MANIFEST_SCHEMA: &str = "h2lab.manifest/v1";
+/// Result schema this version reads.
+pub const RESULT_SCHEMA: &str = "h2lab.result/v1";
+
+/// The metrics of one repetition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RepMetrics {
+    /// Requests per second.
+    pub rps: f64,
+    /// Latency p50, microseconds.
+    pub p50: f64,
+    /// Latency p99, microseconds.
+    pub p99: f64,
+    /// Latency p99.9, microseconds.
+    pub p999: f64,
+    /// Errors / requests, as a fraction.
+    pub error_rate: f64,
+    /// The generator could not keep up.
+    pub generator_bound: bool,
+}
+
+/// The metrics the gate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Throughput (higher is better).
+    Rps,
+    /// p50 latency.
+    P50,
+    /// p99 latency.
+    P99,
+    /// p99.9 latency.
+    P999,
+    /// Error rate.
+    ErrorRate,
+}
+
+impl Metric {
+    /// All, in report order.
+    pub const ALL: [Metric; 5] = [
+        Metric::Rps,
+        Metric::P50,
+        Metric::P99,
+        Metric::P999,
+        Metric::ErrorRate,
+    ];
+
+    /// Name in flags and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Rps => "rps",
+            Metric::P50 => "p50",
+            Metric::P99 => "p99",
+            Metric::P999 => "p99.9",
+            Metric::ErrorRate => "error_rate",
+        }
+    }
+
+    /// Parses a name (`rps`, `throughput`, `p50`, `p99`, `p99.9`, `p999`, `error_rate`).
+    pub fn parse(s: &str) -> Option<Metric> {
+        Some(match s.trim() {
+            "rps" | "throughput" => Metric::Rps,
+            "p50" => Metric::P50,
+            "p99" => Metric::P99,
+            "p99.9" | "p999" => Metric::P999,
+            "error_rate" | "errors" => Metric::ErrorRate,
+            _ => return None,
+        })
+    }
+
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        self == Metric::Rps
+    }
+
+    /// The value of this metric in one repetition.
+    pub fn of(self, m: &RepMetrics) -> f64 {
+        match self {
+            Metric::Rps => m.rps,
+            Metric::P50 => m.p50,
+            Metric::P99 => m.p99,
+            Metric::P999 => m.p999,
+            Metric::ErrorRate => m.error_rate,
+        }
+    }
+}
+
+/// One cell of a run with its repetitions.
+#[derive(Debug, Clone)]
+pub struct CellSamples {
+    /// Cell id.
+    pub id: String,
+    /// Axis -> value.
+    pub axes: BTreeMap<String, String>,
+    /// One entry per repetition that produced a result.
+    pub reps: Vec<RepMetrics>,
+}
+
+/// A loaded results directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Run id.
+    pub run_id: String,
+    /// The scenario text, verbatim.
+    pub scenario: String,
+    /// Cells in plan order.
+    pub cells: Vec<CellSamples>,
+}
+
+fn read_json(path: &Path) -> Result<Value, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::Read {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| InputError::Invalid {
+        path: path.to_path_buf(),
+        why: format!("not JSON: {e}"),
+    })
+}
+
+fn num(v: &Value, path: &Path, pointer: &str) -> Result<f64, InputError> {
+    v.pointer(pointer)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| InputError::Invalid {
+            path: path.to_path_buf(),
+            why: format!("missing number at {pointer}"),
+        })
+}
+
+fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
+    let v = read_json(path)?;
+    let schema = v["schema"].as_str().unwrap_or("(none)");
+    if schema != RESULT_SCHEMA {
+        return Err(InputError::Invalid {
+            path: path.to_path_buf(),
+            why: format!("schema `{schema}`, this h2lab reads `{RESULT_SCHEMA}`"),
+        });
+    }
+    let requests = num(&v, path, "/summary/requests")?;
+    let errors = num(&v, path, "/summary/errors")?;
+    Ok(RepMetrics {
+        rps: num(&v, path, "/summary/rps")?,
+        p50: num(&v, path, "/latency_us/p50")?,
+        p99: num(&v, path, "/latency_us/p99")?,
+        p999: num(&v, path, "/latency_us/p999")?,
+        error_rate: if requests > 0.0 {
+            errors / requests
+        } else {
+            1.0
+        },
+        generator_bound: v
+            .pointer("/summary/generator_bound")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+impl RunDir {
+    /// Reads `dir/manifest.json` and every repetition's result.json.
+    pub fn load(dir: &Path) -> Result<RunDir, InputError> {
+        let mpath = dir.join("manifest.json");
+        let m = read_json(&mpath)?;
+        let schema = m["schema"].as_str().unwrap_or("(none)");
+        if schema != MANIFEST_SCHEMA {
+            return Err(InputError::Invalid {
+                path: mpath,
+                why: format!("schema `{schema}`, this h2lab reads `{MANIFEST_SCHEMA}`"),
+            });
+        }
+        let plan_cells = m
+            .pointer("/plan/cells")
+            .and_then(Value::as_array)
+            .ok_or_else(|| InputError::Invalid {
+                path: mpath.clone(),
+                why: "no plan.cells".into(),
+            })?;
+        let mut cells = Vec::new();
+        for c in plan_cells {
+            let id = c["id"].as_str().unwrap_or_default().to_string();
+            let axes = c["axes"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            cells.push(CellSamples {
+                id,
+                axes,
+                reps: Vec::new(),
+            });
+        }
+        for rec in m["cells"].as_array().into_iter().flatten() {
+            if rec["status"] != "ok" {
+                continue;
+            }
+            let id = rec["cell"].as_str().unwrap_or_default();
+            let rel = rec["dir"].as_str().unwrap_or_default();
+            let metrics = rep_metrics(&dir.join(rel).join("result.json"))?;
+            if let Some(cell) = cells.iter_mut().find(|c| c.id == id) {
+                cell.reps.push(metrics);
+            }
+        }
+        Ok(RunDir {
+            path: dir.to_path_buf(),
+            run_id: m["run_id"].as_str().unwrap_or_default().to_string(),
+            scenario: m["scenario"].as_str().unwrap_or_default().to_string(),
+            cells,
+        })
+    }
+}

@@ -1,0 +1,329 @@
+//! `h2lab compare` and `h2lab gate`: hand-made results with known numbers give the
+//! expected percentages and verdicts; bad inputs exit 2 with a clear message; and end to
+//! end, a candidate made slower on purpose (a server delay) is caught while a rerun of the
+//! unchanged scenario passes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Per repetition: (requests/s, p99 in us, errors).
+type Reps = Vec<(f64, f64, u64)>;
+
+/// Writes a results directory: `cells` = (id, request axis, repetitions).
+fn fixture(dir: &Path, cells: &[(&str, &str, Reps)], result_schema: &str) {
+    let mut plan_cells = Vec::new();
+    let mut records = Vec::new();
+    for (id, request, reps) in cells {
+        plan_cells.push(serde_json::json!({
+            "id": id,
+            "axes": { "topology": "direct-edge", "request": request },
+        }));
+        for (i, (rps, p99, errors)) in reps.iter().enumerate() {
+            let rel = format!("cells/{id}/rep-{}", i + 1);
+            std::fs::create_dir_all(dir.join(&rel)).unwrap();
+            let result = serde_json::json!({
+                "schema": result_schema,
+                "summary": { "requests": 10000, "ok": 10000 - errors, "errors": errors, "rps": rps, "generator_bound": false },
+                "latency_us": { "p50": p99 / 2.0, "p99": p99, "p999": p99 * 1.5 },
+            });
+            std::fs::write(dir.join(&rel).join("result.json"), result.to_string()).unwrap();
+            records
+                .push(serde_json::json!({ "cell": id, "rep": i + 1, "status": "ok", "dir": rel }));
+        }
+    }
+    let manifest = serde_json::json!({
+        "schema": "h2lab.manifest/v1",
+        "run_id": dir.file_name().unwrap().to_string_lossy(),
+        "scenario": "[scenario]\nname = \"f\"\n",
+        "plan": { "cells": plan_cells },
+        "cells": records,
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+}
+
+fn h2lab(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_h2lab"));
+    cmd.args(args).env_remove("GITHUB_STEP_SUMMARY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn five(rps: f64, p99: f64) -> Reps {
+    let jitter = [0.0, 0.01, -0.01, 0.005, -0.005];
+    jitter
+        .iter()
+        .map(|j| (rps * (1.0 + j), p99 * (1.0 - j), 0))
+        .collect()
+}
+
+#[test]
+fn compare_reports_known_changes_with_their_significance() {
+    let t = tempfile::tempdir().unwrap();
+    let (base, new) = (t.path().join("base"), t.path().join("new"));
+    fixture(
+        &base,
+        &[
+            ("a", "GET /a", five(10_000.0, 2_000.0)),
+            ("b", "GET /b", five(5_000.0, 4_000.0)),
+        ],
+        "h2lab.result/v1",
+    );
+    fixture(
+        &new,
+        &[
+            ("a", "GET /a", five(8_000.0, 2_600.0)),
+            ("b", "GET /b", five(5_000.0, 4_000.0)),
+        ],
+        "h2lab.result/v1",
+    );
+    let out = h2lab(&["compare", p(&base), p(&new), "--print-json"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let metric = |cell: usize, name: &str| {
+        v["cells"][cell]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap()
+            .clone()
+    };
+    let rps = metric(0, "rps");
+    assert!(
+        (rps["change"].as_f64().unwrap() + 20.0).abs() < 1e-6,
+        "{rps}"
+    );
+    assert_eq!(rps["verdict"], "regressed");
+    let p99 = metric(0, "p99");
+    assert!(
+        (p99["change"].as_f64().unwrap() - 30.0).abs() < 1e-6,
+        "{p99}"
+    );
+    assert_eq!(p99["verdict"], "regressed");
+    assert!(p99["p_value"].as_f64().unwrap() < 0.05);
+    assert_eq!(metric(1, "p99")["verdict"], "pass");
+    // The Markdown table names the change.
+    let md = h2lab(&["compare", p(&base), p(&new)], &[]);
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        md.contains("+30.0%") && md.contains("-20.0%") && md.contains("REGRESSED"),
+        "{md}"
+    );
+}
+
+#[test]
+fn gate_exit_codes_junit_and_step_summary() {
+    let t = tempfile::tempdir().unwrap();
+    let (base, slow, same) = (
+        t.path().join("base"),
+        t.path().join("slow"),
+        t.path().join("same"),
+    );
+    fixture(
+        &base,
+        &[("a", "GET /a", five(10_000.0, 2_000.0))],
+        "h2lab.result/v1",
+    );
+    fixture(
+        &slow,
+        &[("a", "GET /a", five(10_000.0, 2_600.0))],
+        "h2lab.result/v1",
+    );
+    fixture(
+        &same,
+        &[("a", "GET /a", five(10_050.0, 1_990.0))],
+        "h2lab.result/v1",
+    );
+    let junit = t.path().join("junit.xml");
+    let summary = t.path().join("summary.md");
+    let out = h2lab(
+        &[
+            "gate",
+            "--baseline",
+            p(&base),
+            "--candidate",
+            p(&slow),
+            "--junit",
+            p(&junit),
+        ],
+        &[("GITHUB_STEP_SUMMARY", &summary)],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), 5);
+    assert_eq!(
+        xml.matches("<failure").count(),
+        3,
+        "p50, p99 and p99.9 regressed: {xml}"
+    );
+    assert!(std::fs::read_to_string(&summary)
+        .unwrap()
+        .contains("h2lab gate: FAIL"));
+    // A looser threshold lets it through; an SLO can still fail it.
+    let out = h2lab(
+        &[
+            "gate",
+            "--baseline",
+            p(&base),
+            "--candidate",
+            p(&slow),
+            "--max-regression",
+            "p50=40%,p99=40%,p99.9=40%",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = h2lab(
+        &[
+            "gate",
+            "--baseline",
+            p(&base),
+            "--candidate",
+            p(&slow),
+            "--max-regression",
+            "p50=40%,p99=40%,p99.9=40%",
+            "--slo",
+            "p99 < 2ms",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = h2lab(
+        &["gate", "--baseline", p(&base), "--candidate", p(&same)],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn gate_refuses_missing_cells_other_schemas_and_bad_flags_with_exit_2() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    fixture(
+        &base,
+        &[
+            ("a", "GET /a", five(1.0, 1.0)),
+            ("b", "GET /b", five(1.0, 1.0)),
+        ],
+        "h2lab.result/v1",
+    );
+    let missing = t.path().join("missing");
+    fixture(
+        &missing,
+        &[("a", "GET /a", five(1.0, 1.0))],
+        "h2lab.result/v1",
+    );
+    let other = t.path().join("other");
+    fixture(
+        &other,
+        &[
+            ("a", "GET /a", five(1.0, 1.0)),
+            ("b", "GET /b", five(1.0, 1.0)),
+        ],
+        "h2lab.result/v2",
+    );
+    for (cand, extra, needle) in [
+        (&missing, vec![], "missing from the candidate"),
+        (&other, vec![], "h2lab.result/v2"),
+        (&base, vec!["--max-regression", "p98=3%"], "p98"),
+        (&base, vec!["--slo", "p99 ~ 3ms"], "--slo"),
+    ] {
+        let mut args = vec!["gate", "--baseline", p(&base), "--candidate", p(cand)];
+        args.extend(extra);
+        let out = h2lab(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = h2lab(
+        &[
+            "gate",
+            "--baseline",
+            "/nonexistent",
+            "--candidate",
+            p(&base),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/manifest.json"));
+}
+
+fn run(dir: &Path, name: &str, delay_ms: u32) -> PathBuf {
+    let scenario = dir.join(format!("s{delay_ms}.toml"));
+    std::fs::write(
+        &scenario,
+        format!(
+            "[scenario]\nname = \"gate\"\nduration = \"1s\"\nwarmup = \"200ms\"\nrepetitions = 5\n[axes]\ntopology = [\"direct-edge\"]\nload = [{{ connections = 16, rate = 100 }}]\nrequest = [{{ name = \"api\", path = \"/delay/{delay_ms}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_dir
+}
+
+#[test]
+fn a_slower_server_is_caught_and_an_unchanged_rerun_passes() {
+    let t = tempfile::tempdir().unwrap();
+    // A 50 ms floor keeps scheduler jitter (a few ms on a loaded CI machine) small against
+    // the default thresholds; the 100 ms candidate doubles every percentile.
+    let base = run(t.path(), "base", 50);
+    let rerun = run(t.path(), "rerun", 50);
+    let slow = run(t.path(), "slow", 100);
+    let out = h2lab(
+        &["gate", "--baseline", p(&base), "--candidate", p(&slow)],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = h2lab(
+        &["gate", "--baseline", p(&base), "--candidate", p(&rerun)],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
