@@ -12,6 +12,7 @@ pub mod model;
 pub mod output;
 pub mod probe;
 pub mod record;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod tls;

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Load(args) => run_load(&args),
         Command::Probe(args) => run_probe(&args),
         Command::Matrix(args) => run_matrix(&args),
+        Command::Report(args) => run_report(&args),
         Command::Compare(args) => run_compare(&args),
         Command::Gate(args) => run_gate(&args),
         Command::Doctor => doctor(),
@@ -267,6 +268,29 @@ fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode>
 fn bad_input(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("h2lab: error: {e}");
     Ok(ExitCode::from(2))
+}
+
+fn run_report(args: &h2lab::cli::analysis::ReportArgs) -> anyhow::Result<ExitCode> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("report"));
+    let t = std::time::Instant::now();
+    let written = match h2lab::report::build(&args.run_dir, &out) {
+        Ok(w) => w,
+        Err(e) => return bad_input(e),
+    };
+    let mut text = format!(
+        "report of {} in {:.2} s ({} suspicious cells)\n",
+        args.run_dir.display(),
+        t.elapsed().as_secs_f64(),
+        written.flagged
+    );
+    for f in &written.files {
+        text.push_str(&format!("  wrote {}\n", f.display()));
+    }
+    print_out(&text);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_compare(args: &h2lab::cli::analysis::CompareArgs) -> anyhow::Result<ExitCode> {

@@ -98,8 +98,10 @@ pub struct CellComparison {
     pub id: String,
     /// Its axes.
     pub axes: BTreeMap<String, String>,
-    /// Repetitions in base and new.
+    /// Repetitions used in base and new.
     pub reps: (usize, usize),
+    /// Repetitions left out because the generator could not keep its schedule.
+    pub generator_bound_excluded: (usize, usize),
     /// Per metric.
     pub metrics: Vec<MetricComparison>,
 }
@@ -212,8 +214,17 @@ pub fn compare_metric(metric: Metric, base: &[f64], new: &[f64], limit: Limit) -
     }
 }
 
+/// Values of repetitions whose generator kept up.
 fn samples(c: &CellSamples, m: Metric) -> Vec<f64> {
-    c.reps.iter().map(|r| m.of(r)).collect()
+    c.reps
+        .iter()
+        .filter(|r| !r.generator_bound)
+        .map(|r| m.of(r))
+        .collect()
+}
+
+fn bound(c: &CellSamples) -> usize {
+    c.reps.iter().filter(|r| r.generator_bound).count()
 }
 
 /// Matches the cells of two runs by their axes and compares every metric. Missing or
@@ -247,11 +258,15 @@ pub fn compare(base: &RunDir, new: &RunDir, t: &Thresholds) -> Result<Comparison
                     run.path.display()
                 )));
             }
-            if c.reps.iter().any(|r| r.generator_bound) {
+            // A repetition whose generator fell behind measures the generator: it is left
+            // out; a cell where that is most repetitions cannot be judged.
+            if bound(c) * 2 > c.reps.len() {
                 return Err(InputError::Mismatch(format!(
-                    "cell `{}` in {} was generator-bound: its numbers measure the generator, not the server",
+                    "cell `{}` in {} was generator-bound in {} of {} repetitions: its numbers measure the generator, not the server",
                     c.id,
-                    run.path.display()
+                    run.path.display(),
+                    bound(c),
+                    c.reps.len()
                 )));
             }
         }
@@ -265,7 +280,8 @@ pub fn compare(base: &RunDir, new: &RunDir, t: &Thresholds) -> Result<Comparison
         cells.push(CellComparison {
             id: n.id.clone(),
             axes: n.axes.clone(),
-            reps: (b.reps.len(), n.reps.len()),
+            reps: (b.reps.len() - bound(b), n.reps.len() - bound(n)),
+            generator_bound_excluded: (bound(b), bound(n)),
             metrics,
         });
     }

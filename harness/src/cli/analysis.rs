@@ -52,3 +52,14 @@ pub struct GateArgs {
     #[arg(long)]
     pub fail_on_inconclusive: bool,
 }
+
+/// Flags of `h2lab report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results directory of `h2lab run`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Where to write the report (default: RUN_DIR/report/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}

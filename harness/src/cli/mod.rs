@@ -39,6 +39,10 @@ pub enum Command {
     /// Run a scenario matrix: start each topology, drive it, tear it down, and write a
     /// results directory (`--dry-run` lists the cells).
     Run(scenario::RunArgs),
+    /// Turn a results directory into index.html (self-contained), summary.md, cells.csv
+    /// and SVG charts (percentile spectrum, throughput, latency over time, rate sweeps,
+    /// the negotiation heatmap).
+    Report(analysis::ReportArgs),
     /// Compare two results directories cell by cell: base, new, change and its
     /// significance over the repetitions (Mann-Whitney U, bootstrap interval).
     Compare(analysis::CompareArgs),

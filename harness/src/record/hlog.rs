@@ -61,9 +61,19 @@ pub fn write(path: &Path, start: SystemTime, intervals: &[TimedInterval]) -> std
     atomic_write(path, |f| f.write_all(&bytes))
 }
 
-/// Reads an interval log back: per tag, the histograms of all intervals added together.
-pub fn read_totals(bytes: &[u8]) -> Result<BTreeMap<String, Histogram<u64>>, String> {
-    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+/// One tagged histogram of an interval log, with its start offset in seconds.
+pub struct LoggedInterval {
+    /// Seconds from the log's start.
+    pub start_s: f64,
+    /// Tag (`latency`, `service`...).
+    pub tag: String,
+    /// The interval's histogram.
+    pub histogram: Histogram<u64>,
+}
+
+/// Reads every interval of a log, in order.
+pub fn read_intervals(bytes: &[u8]) -> Result<Vec<LoggedInterval>, String> {
+    let mut out = Vec::new();
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(bytes) {
         let entry = entry.map_err(|e| format!("bad interval log: {e:?}"))?;
@@ -73,14 +83,27 @@ pub fn read_totals(bytes: &[u8]) -> Result<BTreeMap<String, Histogram<u64>>, Str
                 .map(|t| t.as_str().to_string())
                 .unwrap_or_default();
             let raw = base64_decode(ilh.encoded_histogram())?;
-            let h: Histogram<u64> = de
+            let histogram: Histogram<u64> = de
                 .deserialize(&mut &raw[..])
                 .map_err(|e| format!("bad histogram in interval log: {e:?}"))?;
-            match totals.get_mut(&tag) {
-                Some(t) => t.add(&h).map_err(|e| format!("{e:?}"))?,
-                None => {
-                    totals.insert(tag, h);
-                }
+            out.push(LoggedInterval {
+                start_s: ilh.start_timestamp().as_secs_f64(),
+                tag,
+                histogram,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a log and adds up its intervals per tag.
+pub fn read_totals(bytes: &[u8]) -> Result<BTreeMap<String, Histogram<u64>>, String> {
+    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for i in read_intervals(bytes)? {
+        match totals.get_mut(&i.tag) {
+            Some(t) => t.add(&i.histogram).map_err(|e| format!("{e:?}"))?,
+            None => {
+                totals.insert(i.tag, i.histogram);
             }
         }
     }

@@ -1,0 +1,229 @@
+//! What the report shows, read from a results directory: per cell its axes, the
+//! repetitions' summaries, the latency histogram merged over repetitions (never averaged
+//! percentiles) and the per-second p50/p99 of the first repetition. Cells load in
+//! parallel (rayon).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::analysis::rundir::{InputError, MANIFEST_SCHEMA};
+use crate::analysis::stats::median;
+use crate::record::hlog;
+
+/// One repetition's summary.
+#[derive(Debug, Clone)]
+pub struct Rep {
+    /// Requests/s achieved.
+    pub rps: f64,
+    /// Target rate (open loop).
+    pub target_rps: Option<f64>,
+    /// Errors / requests.
+    pub error_rate: f64,
+    /// The generator was the bottleneck.
+    pub generator_bound: bool,
+    /// Why, as the engine said.
+    pub generator_bound_reason: Option<String>,
+}
+
+/// One cell, ready to draw.
+#[derive(Debug, Clone)]
+pub struct CellData {
+    /// Id.
+    pub id: String,
+    /// Axes.
+    pub axes: BTreeMap<String, String>,
+    /// Topology axis value.
+    pub topology: String,
+    /// Rate sweep this cell belongs to, and its target rate.
+    pub sweep: Option<(String, f64)>,
+    /// Repetitions with results.
+    pub reps: Vec<Rep>,
+    /// Latency (us) merged over all repetitions' interval logs.
+    pub latency: Option<Histogram<u64>>,
+    /// (second, p50 us, p99 us) of the first repetition.
+    pub timeline: Vec<(f64, f64, f64)>,
+    /// Why the cell is suspicious, if it is.
+    pub flags: Vec<String>,
+}
+
+impl CellData {
+    /// Median requests/s over repetitions.
+    pub fn rps_median(&self) -> f64 {
+        median(&self.reps.iter().map(|r| r.rps).collect::<Vec<_>>())
+    }
+}
+
+/// A loaded run.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    /// Directory.
+    pub dir: PathBuf,
+    /// The manifest as JSON (environment, scenario text, pinning).
+    pub manifest: Value,
+    /// Cells in plan order.
+    pub cells: Vec<CellData>,
+}
+
+fn read(path: &Path) -> Result<Value, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::Read {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| InputError::Invalid {
+        path: path.to_path_buf(),
+        why: format!("not JSON: {e}"),
+    })
+}
+
+fn load_cell(dir: &Path, plan_cell: &Value, records: &[&Value]) -> Result<CellData, InputError> {
+    let id = plan_cell["id"].as_str().unwrap_or_default().to_string();
+    let axes: BTreeMap<String, String> = plan_cell["axes"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let sweep = plan_cell
+        .pointer("/load/sweep")
+        .and_then(Value::as_str)
+        .zip(plan_cell.pointer("/load/rate").and_then(Value::as_f64))
+        .map(|(s, r)| (s.to_string(), r));
+    let mut reps = Vec::new();
+    let mut latency: Option<Histogram<u64>> = None;
+    let mut timeline = Vec::new();
+    for rec in records {
+        let rel = rec["dir"].as_str().unwrap_or_default();
+        let rpath = dir.join(rel).join("result.json");
+        let r = read(&rpath)?;
+        let requests = r
+            .pointer("/summary/requests")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let errors = r
+            .pointer("/summary/errors")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        reps.push(Rep {
+            rps: r
+                .pointer("/summary/rps")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+            target_rps: r.pointer("/summary/target_rps").and_then(Value::as_f64),
+            error_rate: if requests > 0.0 {
+                errors / requests
+            } else {
+                1.0
+            },
+            generator_bound: r
+                .pointer("/summary/generator_bound")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            generator_bound_reason: r
+                .pointer("/summary/generator_bound_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        });
+        let hpath = dir.join(rel).join("latency.hlog");
+        let Ok(bytes) = std::fs::read(&hpath) else {
+            continue;
+        };
+        let intervals = hlog::read_intervals(&bytes).map_err(|why| InputError::Invalid {
+            path: hpath.clone(),
+            why,
+        })?;
+        let first = timeline.is_empty();
+        for i in intervals.iter().filter(|i| i.tag == "latency") {
+            if first && !i.histogram.is_empty() {
+                timeline.push((
+                    i.start_s,
+                    i.histogram.value_at_quantile(0.5) as f64,
+                    i.histogram.value_at_quantile(0.99) as f64,
+                ));
+            }
+            match &mut latency {
+                Some(h) => {
+                    let _ = h.add(&i.histogram);
+                }
+                None => latency = Some(i.histogram.clone()),
+            }
+        }
+    }
+    if let Some(t0) = timeline.first().map(|t| t.0) {
+        for t in &mut timeline {
+            t.0 -= t0;
+        }
+    }
+    let mut flags = Vec::new();
+    let worst_errors = reps.iter().map(|r| r.error_rate).fold(0.0, f64::max);
+    if worst_errors > 0.01 {
+        flags.push(format!("error rate up to {:.1}%", worst_errors * 100.0));
+    }
+    for r in &reps {
+        if let Some(t) = r.target_rps {
+            if r.rps < t * 0.98 {
+                flags.push(format!("achieved {:.0} of {:.0} req/s", r.rps, t));
+                break;
+            }
+        }
+    }
+    if let Some(r) = reps.iter().find(|r| r.generator_bound) {
+        flags.push(format!(
+            "generator-bound ({}): the numbers measure the generator",
+            r.generator_bound_reason.as_deref().unwrap_or("saturated")
+        ));
+    }
+    if reps.is_empty() {
+        flags.push("no result (failed or skipped)".into());
+    }
+    Ok(CellData {
+        topology: axes.get("topology").cloned().unwrap_or_default(),
+        id,
+        axes,
+        sweep,
+        reps,
+        latency,
+        timeline,
+        flags,
+    })
+}
+
+/// Loads a results directory; cells in parallel.
+pub fn load(dir: &Path) -> Result<RunData, InputError> {
+    let mpath = dir.join("manifest.json");
+    let manifest = read(&mpath)?;
+    let schema = manifest["schema"].as_str().unwrap_or("(none)");
+    if schema != MANIFEST_SCHEMA {
+        return Err(InputError::Invalid {
+            path: mpath,
+            why: format!("schema `{schema}`, this h2lab reads `{MANIFEST_SCHEMA}`"),
+        });
+    }
+    let plan_cells: Vec<Value> = manifest
+        .pointer("/plan/cells")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let records: Vec<Value> = manifest["cells"].as_array().cloned().unwrap_or_default();
+    let cells = plan_cells
+        .par_iter()
+        .map(|pc| {
+            let id = pc["id"].as_str().unwrap_or_default();
+            let mine: Vec<&Value> = records
+                .iter()
+                .filter(|r| r["cell"] == id && r["status"] == "ok")
+                .collect();
+            load_cell(dir, pc, &mine)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RunData {
+        dir: dir.to_path_buf(),
+        manifest,
+        cells,
+    })
+}
