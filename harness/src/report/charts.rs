@@ -95,7 +95,8 @@ pub fn spectrum(cells: &[CellData]) -> String {
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.3f64..5.0f64, (lo * 0.8..hi * 1.25).log_scale());
+            // log10(ms) on a linear axis: labels appear whatever the range's width.
+            .build_cartesian_2d(0.3f64..5.0f64, (lo * 0.8).log10()..(hi * 1.25).log10());
         let Ok(mut chart) = chart else {
             return empty("Latency percentile spectrum", "cannot lay out the chart");
         };
@@ -106,12 +107,21 @@ pub fn spectrum(cells: &[CellData]) -> String {
             .x_labels(10)
             .x_label_formatter(&|x| {
                 let q = 100.0 * (1.0 - 10f64.powf(-x));
-                match x.round() as i32 {
-                    _ if (x - x.round()).abs() > 0.05 => String::new(),
-                    _ => format!("{}%", trim(q)),
+                if (x - x.round()).abs() < 0.05 || (x - 2f64.log10()).abs() < 0.05 {
+                    format!("{}%", trim(q))
+                } else {
+                    String::new()
                 }
             })
-            .y_label_formatter(&|y| format!("{y:.2}"))
+            .y_labels(8)
+            .y_label_formatter(&|y| {
+                let ms = 10f64.powf(*y);
+                if ms >= 10.0 {
+                    format!("{ms:.0}")
+                } else {
+                    format!("{ms:.2}")
+                }
+            })
             .draw();
         for (c, pts) in &series {
             let col = colour(topo_index(cells, c));
