@@ -12,7 +12,8 @@ fn run_scenario(dir: &Path) -> std::path::PathBuf {
         "[scenario]\nname = \"rep\"\nduration = \"1s\"\nwarmup = \"200ms\"\nrepetitions = 2\n\
          [axes]\ntopology = [\"direct-edge\", \"in-process\"]\n\
          load = [{ connections = 2, rates = [100, 200] }]\n\
-         request = [{ path = \"/delay/5\" }]\n",
+         request = [{ path = \"/delay/5\" }]\n\
+         [negotiation]\ntopology = [\"direct-edge\"]\nclient_offer = [\"h2,http/1.1\", \"h2c\"]\n",
     )
     .unwrap();
     let out = dir.join("run");
@@ -95,6 +96,9 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
         "environment missing"
     );
     assert!(html.contains("/delay/5"), "the scenario text is shown");
+    // The scenario's [negotiation] section ran into the same directory: its heatmap shows.
+    assert!(run.join("matrix.json").is_file());
+    assert!(html.contains("HTTP/2 negotiation matrix"), "no heatmap");
     let csv = std::fs::read_to_string(out.join("cells.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4);
 

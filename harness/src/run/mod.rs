@@ -223,12 +223,17 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
     let pin_core = (args.pin && cpus > 1).then_some(cpus - 1);
     let threads = if pin_core.is_some() { cpus - 1 } else { cpus };
 
-    // A fresh PKI per run, for every key type the plan uses.
+    // A `[negotiation]` section runs as the matrix into the same directory, after the
+    // load cells (the report then shows its heatmap).
+    let matrix = crate::scenario::negotiation::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A fresh PKI per run, for every key type the plan (and the matrix) uses.
     let pki_dir = out.join("pki");
     std::fs::create_dir_all(&pki_dir)?;
     let mut pki = Vec::new();
     for key in [KeyType::Ecdsa, KeyType::Rsa] {
-        if plan.cells.iter().any(|c| c.cert == key) {
+        if plan.cells.iter().any(|c| c.cert == key)
+            || matrix.as_ref().is_some_and(|m| m.certs.contains(&key))
+        {
             let files = Pki::generate(key)?.write_to(&pki_dir, key.as_str())?;
             pki.push((key, files));
         }
@@ -305,6 +310,18 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
         }
     }
     progress.finish();
+    let mut matrix_failed = false;
+    if let Some(spec) = matrix.filter(|_| !signals.any.load(Ordering::Relaxed)) {
+        let result = crate::matrix::run(&spec, &launcher, &out, &signals.any, |_, _| {});
+        crate::matrix::write(&result, &out)
+            .with_context(|| format!("cannot write the matrix into {}", out.display()))?;
+        let s = &result.summary;
+        println!(
+            "negotiation matrix: {} cells, {} as expected, {} not; documented rows reproduced {}/{}",
+            s.cells, s.agree, s.disagree, s.documented_reproduced, s.documented_total
+        );
+        matrix_failed = s.documented_reproduced < s.documented_total || s.servers_failed > 0;
+    }
     manifest.interrupted = signals.any.load(Ordering::Relaxed);
     manifest.complete = !manifest.interrupted;
     manifest.finished_at = Some(now());
@@ -321,6 +338,9 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
         ExitCode::from(143)
     } else if failed > 0 {
         eprintln!("{failed} cell run(s) failed; see manifest.json");
+        ExitCode::from(1)
+    } else if matrix_failed {
+        eprintln!("the negotiation matrix did not reproduce a documented row; see matrix.md");
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
