@@ -9,7 +9,7 @@ packages=(
   curl nghttp2-client wrk       # independent clients and peer load generators
   openssl ca-certificates       # s_client cross-checks, CA tooling
   procps psmisc                 # ps / pgrep / fuser used by the leak checks
-  chromium                      # headless check that the HTML report renders
+  chromium fonts-dejavu-core    # headless check of the HTML report; fonts for --png
 )
 
 missing=()

@@ -276,7 +276,7 @@ fn run_report(args: &h2lab::cli::analysis::ReportArgs) -> anyhow::Result<ExitCod
         .clone()
         .unwrap_or_else(|| args.run_dir.join("report"));
     let t = std::time::Instant::now();
-    let written = match h2lab::report::build(&args.run_dir, &out) {
+    let written = match h2lab::report::build(&args.run_dir, &out, args.png) {
         Ok(w) => w,
         Err(e) => return bad_input(e),
     };

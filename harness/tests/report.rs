@@ -32,6 +32,22 @@ fn run_scenario(dir: &Path) -> std::path::PathBuf {
     out
 }
 
+/// Distinct colours in a PNG (up to 50).
+fn colours(path: &Path) -> usize {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for p in buf[..info.buffer_size()].chunks(info.color_type.samples()) {
+        seen.insert(p.to_vec());
+        if seen.len() >= 50 {
+            break;
+        }
+    }
+    seen.len()
+}
+
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -53,6 +69,7 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
         .arg(&run)
         .arg("--out")
         .arg(&out)
+        .arg("--png")
         .output()
         .unwrap();
     assert_eq!(
@@ -61,6 +78,14 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
+    for f in [
+        "spectrum.png",
+        "throughput.png",
+        "timeline.png",
+        "sweep.png",
+    ] {
+        assert!(colours(&out.join(f)) > 5, "{f} is blank");
+    }
     for f in [
         "index.html",
         "summary.md",
@@ -82,6 +107,26 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
         let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(doc.root_element().tag_name().name(), "svg");
         assert!(doc.descendants().count() > 20, "{f} is nearly empty");
+    }
+    // Each cell's spectrum line rises from p50 to the tail inside the plot: not clipped
+    // to one edge.
+    let text = std::fs::read_to_string(out.join("spectrum.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let lines: Vec<Vec<f64>> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .map(|n| {
+            n.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|p| p.split(',').nth(1)?.parse().ok())
+                .collect()
+        })
+        .collect();
+    assert_eq!(lines.len(), 4, "one line per cell");
+    for ys in &lines {
+        let (first, last) = (ys[0], ys[ys.len() - 1]);
+        assert!(first > last, "the tail is above the median: {ys:?}");
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.matches("<svg").count() >= 4);
@@ -125,24 +170,8 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
         "no screenshot: {}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let px = &buf[..info.buffer_size()];
-    let step = info.color_type.samples();
-    let mut colours = std::collections::HashSet::new();
-    for p in px.chunks(step) {
-        colours.insert(p.to_vec());
-        if colours.len() > 20 {
-            break;
-        }
-    }
-    assert!(
-        colours.len() > 20,
-        "the screenshot is blank ({} colours)",
-        colours.len()
-    );
+    let n = colours(&shot);
+    assert!(n > 20, "the screenshot is blank ({n} colours)");
 }
 
 /// A hand-made run whose one cell has errors, missed its rate and had a saturated

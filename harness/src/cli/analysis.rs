@@ -62,4 +62,7 @@ pub struct ReportArgs {
     /// Where to write the report (default: RUN_DIR/report/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also write every chart as PNG.
+    #[arg(long)]
+    pub png: bool,
 }

@@ -125,9 +125,10 @@ pub fn spectrum(cells: &[CellData]) -> String {
             .draw();
         for (c, pts) in &series {
             let col = colour(topo_index(cells, c));
-            if let Ok(s) =
-                chart.draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
-            {
+            if let Ok(s) = chart.draw_series(LineSeries::new(
+                pts.iter().map(|&(x, ms)| (x, ms.log10())),
+                col.stroke_width(2),
+            )) {
                 s.label(c.id.clone())
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
             }

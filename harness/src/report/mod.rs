@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod data;
+pub mod png;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -170,8 +171,8 @@ pub struct Written {
     pub flagged: usize,
 }
 
-/// Builds the report of `run_dir` into `out`.
-pub fn build(run_dir: &Path, out: &Path) -> Result<Written, InputError> {
+/// Builds the report of `run_dir` into `out`; `png` also writes each chart as PNG.
+pub fn build(run_dir: &Path, out: &Path, png: bool) -> Result<Written, InputError> {
     let run = data::load(run_dir)?;
     let matrix_svg = std::fs::read_to_string(run_dir.join("matrix.svg")).ok();
     let jobs: Vec<(&str, &str)> = vec![
@@ -220,6 +221,25 @@ pub fn build(run_dir: &Path, out: &Path) -> Result<Written, InputError> {
     for (_, file, svg) in &charts {
         if out != run_dir || file != "matrix.svg" {
             files.push(write(out.join(file), svg)?);
+        }
+    }
+    if png {
+        let rendered: Vec<(PathBuf, Result<Vec<u8>, String>)> = charts
+            .par_iter()
+            .map(|(_, file, svg)| (out.join(file).with_extension("png"), png::from_svg(svg)))
+            .collect();
+        for (path, bytes) in rendered {
+            let bytes = bytes.map_err(|why| InputError::Invalid {
+                path: path.clone(),
+                why,
+            })?;
+            crate::output::atomic_write(&path, |w| std::io::Write::write_all(w, &bytes)).map_err(
+                |e| InputError::Read {
+                    path: path.clone(),
+                    why: e.to_string(),
+                },
+            )?;
+            files.push(path);
         }
     }
     Ok(Written {
