@@ -164,7 +164,7 @@ fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode>
             out.push_str(&format!(
                 "  {} {} {} {} {} {}\n",
                 matrix::spec::topology_name(&s.topology),
-                matrix::spec::stack_name(s.stack),
+                h2lab::scenario::server_tls_name(s.stack),
                 s.profile.map_or("-", |p| p.name),
                 s.cert.map_or("-", |k| k.as_str()),
                 c.client.map_or("-", |p| p.name),
@@ -177,13 +177,7 @@ fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode>
         print_out(&out);
         return Ok(ExitCode::SUCCESS);
     }
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace([':', '-'], "")
-        .replace('T', "-")
-        .trim_end_matches('Z')
-        .to_string();
-    let id = format!("{}-{stamp}-{}", spec.name, std::process::id());
+    let id = h2lab::run::run_id(&spec.name);
     let out = args
         .out
         .clone()
@@ -191,37 +185,20 @@ fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode>
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let sut = h2lab_common::launch::locate_sut()
         .context("the sut binary is needed to start the matrix's servers")?;
-    let pki_dir = out.join("pki");
-    std::fs::create_dir_all(&pki_dir)?;
-    let mut pki = Vec::new();
-    for key in &spec.certs {
-        let files = h2lab_common::pki::Pki::generate(*key)?.write_to(&pki_dir, key.as_str())?;
-        pki.push((*key, files));
-    }
-    if pki.is_empty() {
-        let key = h2lab_common::pki::KeyType::Ecdsa;
-        pki.push((
-            key,
-            h2lab_common::pki::Pki::generate(key)?.write_to(&pki_dir, key.as_str())?,
-        ));
-    }
+    // Cleartext-only matrices still get a PKI: the launcher expects one.
+    let pki = h2lab::run::generate_pki(&out, |key| {
+        spec.certs.contains(&key)
+            || (spec.certs.is_empty() && key == h2lab_common::pki::KeyType::Ecdsa)
+    })?;
     let launcher = h2lab::run::topology::Launcher {
         sut,
         pki: &pki,
         owner: id.clone(),
         pin_core: None,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let sigint = Arc::new(AtomicBool::new(false));
-    for (sig, flag) in [
-        (signal_hook::consts::SIGINT, &sigint),
-        (signal_hook::consts::SIGINT, &stop),
-        (signal_hook::consts::SIGTERM, &stop),
-    ] {
-        signal_hook::flag::register(sig, flag.clone()).context("cannot install signal handler")?;
-    }
+    let signals = h2lab::run::Signals::install()?;
     let quiet = args.quiet;
-    let result = matrix::run(&spec, &launcher, &out, &stop, |done, total| {
+    let result = matrix::run(&spec, &launcher, &out, &signals.any, |done, total| {
         if !quiet {
             eprintln!("matrix: {done}/{total} servers probed");
         }
@@ -254,9 +231,9 @@ fn run_matrix(args: &h2lab::cli::matrix::MatrixArgs) -> anyhow::Result<ExitCode>
     let bad = s.documented_reproduced < s.documented_total
         || s.servers_failed > 0
         || (args.strict && s.disagree > 0);
-    Ok(if sigint.load(Ordering::Relaxed) {
+    Ok(if signals.int.load(Ordering::Relaxed) {
         ExitCode::from(130)
-    } else if stop.load(Ordering::Relaxed) {
+    } else if signals.term.load(Ordering::Relaxed) {
         ExitCode::from(143)
     } else if bad {
         ExitCode::from(1)

@@ -36,7 +36,7 @@ pub const MANIFEST_SCHEMA: &str = "h2lab.manifest/v1";
 pub const RESULT_SCHEMA: &str = "h2lab.result/v1";
 
 /// The metrics of one repetition.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RepMetrics {
     /// Requests per second.
     pub rps: f64,
@@ -50,6 +50,10 @@ pub struct RepMetrics {
     pub error_rate: f64,
     /// The generator could not keep up.
     pub generator_bound: bool,
+    /// Why, as the engine said.
+    pub generator_bound_reason: Option<String>,
+    /// Target rate (open loop).
+    pub target_rps: Option<f64>,
 }
 
 /// The metrics the gate knows.
@@ -142,7 +146,8 @@ pub struct RunDir {
     pub cells: Vec<CellSamples>,
 }
 
-fn read_json(path: &Path) -> Result<Value, InputError> {
+/// Reads a JSON file; a missing or malformed file is an error naming it.
+pub fn read_json(path: &Path) -> Result<Value, InputError> {
     let text = std::fs::read_to_string(path).map_err(|e| InputError::Read {
         path: path.to_path_buf(),
         why: e.to_string(),
@@ -162,7 +167,8 @@ fn num(v: &Value, path: &Path, pointer: &str) -> Result<f64, InputError> {
         })
 }
 
-fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
+/// Reads one repetition's result.json (schema checked).
+pub fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
     let v = read_json(path)?;
     let schema = v["schema"].as_str().unwrap_or("(none)");
     if schema != RESULT_SCHEMA {
@@ -187,55 +193,70 @@ fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
             .pointer("/summary/generator_bound")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        generator_bound_reason: v
+            .pointer("/summary/generator_bound_reason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        target_rps: v.pointer("/summary/target_rps").and_then(Value::as_f64),
     })
+}
+
+/// Reads `dir/manifest.json` and checks its schema.
+pub fn read_manifest(dir: &Path) -> Result<Value, InputError> {
+    let mpath = dir.join("manifest.json");
+    let m = read_json(&mpath)?;
+    let schema = m["schema"].as_str().unwrap_or("(none)");
+    if schema != MANIFEST_SCHEMA {
+        return Err(InputError::Invalid {
+            path: mpath,
+            why: format!("schema `{schema}`, this h2lab reads `{MANIFEST_SCHEMA}`"),
+        });
+    }
+    Ok(m)
+}
+
+/// Id and axes of a cell of the manifest's plan.
+pub fn plan_cell(c: &Value) -> (String, BTreeMap<String, String>) {
+    let id = c["id"].as_str().unwrap_or_default().to_string();
+    let axes = c["axes"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (id, axes)
+}
+
+/// The result directories (relative to the run) of a cell's completed repetitions.
+pub fn ok_reps<'a>(manifest: &'a Value, id: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    manifest["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |r| r["status"] == "ok" && r["cell"] == id)
+        .map(|r| r["dir"].as_str().unwrap_or_default())
 }
 
 impl RunDir {
     /// Reads `dir/manifest.json` and every repetition's result.json.
     pub fn load(dir: &Path) -> Result<RunDir, InputError> {
-        let mpath = dir.join("manifest.json");
-        let m = read_json(&mpath)?;
-        let schema = m["schema"].as_str().unwrap_or("(none)");
-        if schema != MANIFEST_SCHEMA {
-            return Err(InputError::Invalid {
-                path: mpath,
-                why: format!("schema `{schema}`, this h2lab reads `{MANIFEST_SCHEMA}`"),
-            });
-        }
+        let m = read_manifest(dir)?;
         let plan_cells = m
             .pointer("/plan/cells")
             .and_then(Value::as_array)
             .ok_or_else(|| InputError::Invalid {
-                path: mpath.clone(),
+                path: dir.join("manifest.json"),
                 why: "no plan.cells".into(),
             })?;
         let mut cells = Vec::new();
         for c in plan_cells {
-            let id = c["id"].as_str().unwrap_or_default().to_string();
-            let axes = c["axes"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            cells.push(CellSamples {
-                id,
-                axes,
-                reps: Vec::new(),
-            });
-        }
-        for rec in m["cells"].as_array().into_iter().flatten() {
-            if rec["status"] != "ok" {
-                continue;
-            }
-            let id = rec["cell"].as_str().unwrap_or_default();
-            let rel = rec["dir"].as_str().unwrap_or_default();
-            let metrics = rep_metrics(&dir.join(rel).join("result.json"))?;
-            if let Some(cell) = cells.iter_mut().find(|c| c.id == id) {
-                cell.reps.push(metrics);
-            }
+            let (id, axes) = plan_cell(c);
+            let reps = ok_reps(&m, &id)
+                .map(|rel| rep_metrics(&dir.join(rel).join("result.json")))
+                .collect::<Result<Vec<_>, _>>()?;
+            cells.push(CellSamples { id, axes, reps });
         }
         Ok(RunDir {
             path: dir.to_path_buf(),

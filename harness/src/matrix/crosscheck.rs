@@ -3,7 +3,6 @@
 //! offer of h2 alone), its verdict beside ours.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use h2lab_common::profiles::{ClientProfile, RUSTLS_TLS12};
 
@@ -27,10 +26,7 @@ pub struct CrossCheck {
 }
 
 fn alert_in(text: &str) -> Option<String> {
-    let i = text.find("alert ")?;
-    let rest = &text[i + 6..];
-    let end = rest.find([':', '\n', ')']).unwrap_or(rest.len());
-    Some(format!("alert:{}", crate::tls::alert_name(&rest[..end])))
+    crate::tls::alert_in_text(text).map(|a| format!("alert:{a}"))
 }
 
 fn tls_flags(client: &ClientProfile, openssl_style: bool) -> Vec<String> {
@@ -58,14 +54,14 @@ fn tls_flags(client: &ClientProfile, openssl_style: bool) -> Vec<String> {
     a
 }
 
-fn run_tool(bin: &str, args: &[String], timeout: Duration) -> Option<(bool, String, String)> {
+/// Runs a tool to its end; bounded by the tools' own limits (curl --max-time; s_client
+/// ends at stdin EOF).
+fn run_tool(bin: &str, args: &[String]) -> Option<(bool, String, String)> {
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // Bounded by the tools' own timeouts (curl --max-time; s_client ends at stdin EOF).
-    let _ = timeout;
     let out = cmd.output().ok()?;
     Some((
         out.status.success(),
@@ -104,7 +100,7 @@ fn curl(ps: &ProbeSpec, offer: &MatrixOffer, client: Option<&ClientProfile>) -> 
     }
     let scheme = if ps.tls.is_some() { "https" } else { "http" };
     args.push(format!("{scheme}://localhost:{port}{}", ps.path));
-    let (ok, stdout, stderr) = run_tool("curl", &args, ps.timeout)?;
+    let (ok, stdout, stderr) = run_tool("curl", &args)?;
     let version = stdout.trim();
     let verdict = match (ok, version, offer) {
         (true, "2", _) => "HTTP/2".to_string(),
@@ -138,7 +134,7 @@ fn s_client(ps: &ProbeSpec, alpn: &[String], client: &ClientProfile) -> Option<C
         args.extend(["-CAfile".into(), ca.display().to_string()]);
     }
     args.extend(tls_flags(client, true));
-    let (_, stdout, stderr) = run_tool("openssl", &args, ps.timeout)?;
+    let (_, stdout, stderr) = run_tool("openssl", &args)?;
     let text = format!("{stderr}\n{stdout}");
     let verdict = match alert_in(&text) {
         Some(a) => a,

@@ -6,6 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{CellResult, MatrixResult};
+use crate::output::unique_in_order;
 
 const CELL: i32 = 16;
 const LEFT: i32 = 330;
@@ -33,20 +34,10 @@ fn col_key(c: &CellResult) -> String {
     format!("{} / {}", c.client_profile, c.offer)
 }
 
-fn unique(keys: impl Iterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for k in keys {
-        if !out.contains(&k) {
-            out.push(k);
-        }
-    }
-    out
-}
-
 /// Renders the heatmap as an SVG document.
 pub fn svg(r: &MatrixResult) -> String {
-    let rows = unique(r.cells.iter().map(row_key));
-    let cols = unique(r.cells.iter().map(col_key));
+    let rows = unique_in_order(r.cells.iter().map(row_key));
+    let cols = unique_in_order(r.cells.iter().map(col_key));
     let legend = [
         ("HTTP/2", "HTTP/2"),
         ("HTTP/1.1", "HTTP/1.1"),

@@ -20,8 +20,9 @@ use crate::model::plan::ServerTls;
 use crate::model::{Proto, TlsClientConfig, TlsClientStack};
 use crate::probe::{self, ProbeReport, ProbeSpec};
 use crate::run::topology::{Launched, Launcher, ServerSpec, TlsSpec};
+use crate::scenario::server_tls_name;
 use expect::Expected;
-use spec::{stack_name, topology_name, MatrixOffer, MatrixSpec, ProbeCell, ServerCell, Skipped};
+use spec::{topology_name, MatrixOffer, MatrixSpec, ProbeCell, ServerCell, Skipped};
 
 /// Schema of matrix.json.
 pub const SCHEMA: &str = "h2lab.matrix/v1";
@@ -170,12 +171,7 @@ fn agrees(e: &Expected, o: &Observed) -> bool {
 }
 
 /// The probe of one cell against a started server.
-pub fn probe_spec(
-    cell: &ProbeCell,
-    server: &ServerCell,
-    target: &Launched,
-    spec: &MatrixSpec,
-) -> ProbeSpec {
+pub fn probe_spec(cell: &ProbeCell, target: &Launched, spec: &MatrixSpec) -> ProbeSpec {
     let port = target.addr.port();
     let (proto, tls) = match &cell.offer {
         MatrixOffer::H2c => (Proto::H2c, None),
@@ -202,7 +198,6 @@ pub fn probe_spec(
             )
         }
     };
-    let _ = server;
     let scheme = if tls.is_some() { "https" } else { "http" };
     ProbeSpec {
         url: format!("{scheme}://localhost:{port}/info"),
@@ -232,7 +227,7 @@ fn cell_result(
     };
     CellResult {
         topology: topology_name(&server.topology),
-        server_tls: stack_name(server.stack).into(),
+        server_tls: server_tls_name(server.stack).into(),
         profile: server.profile.map_or("-".into(), |p| p.name.into()),
         cert: server.cert.map_or("-".into(), |c| c.as_str().into()),
         client_profile: cell.client.map_or("-".into(), |c| c.name.into()),
@@ -255,7 +250,7 @@ fn probe_server(
 ) -> Vec<(usize, CellResult)> {
     let specs: Vec<ProbeSpec> = cells
         .iter()
-        .map(|(_, c)| probe_spec(c, server, target, spec))
+        .map(|(_, c)| probe_spec(c, target, spec))
         .collect();
     let reports = rt.block_on(async {
         let tasks = specs.iter().map(|s| async move {

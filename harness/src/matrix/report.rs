@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::spec::MatrixSpec;
 use super::{CellResult, DocumentedResult, MatrixResult};
+use crate::output::unique_in_order;
 
 /// Checks each documented row against the cells it names.
 pub fn documented(spec: &MatrixSpec, cells: &[CellResult]) -> Vec<DocumentedResult> {
@@ -186,18 +187,8 @@ pub fn markdown(r: &MatrixResult) -> String {
         }
         out.push('\n');
     }
-    let mut offers: Vec<&str> = Vec::new();
-    for c in &r.cells {
-        if !offers.contains(&c.offer.as_str()) {
-            offers.push(&c.offer);
-        }
-    }
-    let mut topologies: Vec<&str> = Vec::new();
-    for c in &r.cells {
-        if !topologies.contains(&c.topology.as_str()) {
-            topologies.push(&c.topology);
-        }
-    }
+    let offers = unique_in_order(r.cells.iter().map(|c| c.offer.as_str()));
+    let topologies = unique_in_order(r.cells.iter().map(|c| c.topology.as_str()));
     for t in topologies {
         let _ = writeln!(out, "## {t}\n");
         let cells: Vec<&CellResult> = r.cells.iter().filter(|c| c.topology == t).collect();
@@ -207,18 +198,14 @@ pub fn markdown(r: &MatrixResult) -> String {
             offers.join(" | ")
         );
         let _ = writeln!(out, "|---|---|---|---|{}", "---|".repeat(offers.len()));
-        let mut rows: Vec<(&str, &str, &str, &str)> = Vec::new();
-        for c in &cells {
-            let key = (
+        let rows = unique_in_order(cells.iter().map(|c| {
+            (
                 c.server_tls.as_str(),
                 c.profile.as_str(),
                 c.cert.as_str(),
                 c.client_profile.as_str(),
-            );
-            if !rows.contains(&key) {
-                rows.push(key);
-            }
-        }
+            )
+        }));
         for (stack, profile, cert, client) in rows {
             let mut line = format!("| {stack} | {profile} | {cert} | {client} |");
             for offer in &offers {

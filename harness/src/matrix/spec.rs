@@ -109,15 +109,6 @@ pub fn topology_name(t: &Topology) -> String {
     }
 }
 
-/// Axis value of a server TLS stack.
-pub fn stack_name(s: ServerTls) -> &'static str {
-    match s {
-        ServerTls::Rustls => "rustls",
-        ServerTls::Openssl => "openssl",
-        ServerTls::None => "none",
-    }
-}
-
 /// A combination left out, and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Skipped {

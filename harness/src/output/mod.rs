@@ -9,6 +9,18 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+/// The distinct items in order of first appearance (tables and charts keep the matrix's
+/// order rather than sorting it).
+pub fn unique_in_order<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
 /// Writes `path` through a temporary file in the same directory, then renames it.
 pub fn atomic_write(
     path: &Path,

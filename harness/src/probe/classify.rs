@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::model::TlsClientStack;
-use crate::tls::alert_name;
+use crate::tls::{alert_in_text, alert_name};
 
 /// Why a probe did not get what it asked for. The string forms (`Display`) are stable:
 /// they are what `--json`, matrix.csv and the expectations compare.
@@ -80,10 +80,8 @@ pub fn handshake(stack: TlsClientStack, err: &io::Error) -> FailureClass {
     }
     let text = err.to_string();
     if stack == TlsClientStack::Openssl {
-        if let Some(i) = text.find("alert ") {
-            let rest = &text[i + 6..];
-            let end = rest.find([':', ')', '\n']).unwrap_or(rest.len());
-            return FailureClass::Alert(alert_name(&rest[..end]));
+        if let Some(alert) = alert_in_text(&text) {
+            return FailureClass::Alert(alert);
         }
         if text.contains("wrong version number")
             || text.contains("packet length too long")

@@ -106,7 +106,7 @@ impl ProbeReport {
         ProbeReport {
             schema: SCHEMA,
             url: spec.url.clone(),
-            proto: proto_name(spec.proto).into(),
+            proto: proto_name(spec.proto),
             tcp_connect: false,
             connect_ms: None,
             alpn_offered: spec.tls.as_ref().map(|t| t.alpn.clone()),
@@ -138,14 +138,12 @@ impl ProbeReport {
     }
 }
 
-fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Auto => "auto",
-        Proto::H1 => "h1",
-        Proto::H2 => "h2",
-        Proto::H2c => "h2c",
-        Proto::H2cUpgrade => "h2c-upgrade",
-    }
+/// The name `--proto` takes.
+fn proto_name(p: Proto) -> String {
+    use clap::ValueEnum;
+    p.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -24,14 +24,8 @@ pub fn colour(i: usize) -> RGBColor {
     P[i % P.len()]
 }
 
-fn topologies(cells: &[CellData]) -> Vec<String> {
-    let mut t: Vec<String> = Vec::new();
-    for c in cells {
-        if !t.contains(&c.topology) {
-            t.push(c.topology.clone());
-        }
-    }
-    t
+fn topologies(cells: &[CellData]) -> Vec<&str> {
+    crate::output::unique_in_order(cells.iter().map(|c| c.topology.as_str()))
 }
 
 fn topo_index(cells: &[CellData], c: &CellData) -> usize {

@@ -10,24 +10,11 @@ use hdrhistogram::Histogram;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use crate::analysis::rundir::{InputError, MANIFEST_SCHEMA};
+use crate::analysis::rundir::{
+    ok_reps, plan_cell, read_manifest, rep_metrics, InputError, RepMetrics,
+};
 use crate::analysis::stats::median;
 use crate::record::hlog;
-
-/// One repetition's summary.
-#[derive(Debug, Clone)]
-pub struct Rep {
-    /// Requests/s achieved.
-    pub rps: f64,
-    /// Target rate (open loop).
-    pub target_rps: Option<f64>,
-    /// Errors / requests.
-    pub error_rate: f64,
-    /// The generator was the bottleneck.
-    pub generator_bound: bool,
-    /// Why, as the engine said.
-    pub generator_bound_reason: Option<String>,
-}
 
 /// One cell, ready to draw.
 #[derive(Debug, Clone)]
@@ -41,7 +28,7 @@ pub struct CellData {
     /// Rate sweep this cell belongs to, and its target rate.
     pub sweep: Option<(String, f64)>,
     /// Repetitions with results.
-    pub reps: Vec<Rep>,
+    pub reps: Vec<RepMetrics>,
     /// Latency (us) merged over all repetitions' interval logs.
     pub latency: Option<Histogram<u64>>,
     /// (second, p50 us, p99 us) of the first repetition.
@@ -68,67 +55,18 @@ pub struct RunData {
     pub cells: Vec<CellData>,
 }
 
-fn read(path: &Path) -> Result<Value, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::Read {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| InputError::Invalid {
-        path: path.to_path_buf(),
-        why: format!("not JSON: {e}"),
-    })
-}
-
-fn load_cell(dir: &Path, plan_cell: &Value, records: &[&Value]) -> Result<CellData, InputError> {
-    let id = plan_cell["id"].as_str().unwrap_or_default().to_string();
-    let axes: BTreeMap<String, String> = plan_cell["axes"]
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let sweep = plan_cell
+fn load_cell(dir: &Path, manifest: &Value, plan: &Value) -> Result<CellData, InputError> {
+    let (id, axes) = plan_cell(plan);
+    let sweep = plan
         .pointer("/load/sweep")
         .and_then(Value::as_str)
-        .zip(plan_cell.pointer("/load/rate").and_then(Value::as_f64))
+        .zip(plan.pointer("/load/rate").and_then(Value::as_f64))
         .map(|(s, r)| (s.to_string(), r));
     let mut reps = Vec::new();
     let mut latency: Option<Histogram<u64>> = None;
     let mut timeline = Vec::new();
-    for rec in records {
-        let rel = rec["dir"].as_str().unwrap_or_default();
-        let rpath = dir.join(rel).join("result.json");
-        let r = read(&rpath)?;
-        let requests = r
-            .pointer("/summary/requests")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
-        let errors = r
-            .pointer("/summary/errors")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
-        reps.push(Rep {
-            rps: r
-                .pointer("/summary/rps")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0),
-            target_rps: r.pointer("/summary/target_rps").and_then(Value::as_f64),
-            error_rate: if requests > 0.0 {
-                errors / requests
-            } else {
-                1.0
-            },
-            generator_bound: r
-                .pointer("/summary/generator_bound")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            generator_bound_reason: r
-                .pointer("/summary/generator_bound_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        });
+    for rel in ok_reps(manifest, &id) {
+        reps.push(rep_metrics(&dir.join(rel).join("result.json"))?);
         let hpath = dir.join(rel).join("latency.hlog");
         let Ok(bytes) = std::fs::read(&hpath) else {
             continue;
@@ -195,31 +133,15 @@ fn load_cell(dir: &Path, plan_cell: &Value, records: &[&Value]) -> Result<CellDa
 
 /// Loads a results directory; cells in parallel.
 pub fn load(dir: &Path) -> Result<RunData, InputError> {
-    let mpath = dir.join("manifest.json");
-    let manifest = read(&mpath)?;
-    let schema = manifest["schema"].as_str().unwrap_or("(none)");
-    if schema != MANIFEST_SCHEMA {
-        return Err(InputError::Invalid {
-            path: mpath,
-            why: format!("schema `{schema}`, this h2lab reads `{MANIFEST_SCHEMA}`"),
-        });
-    }
+    let manifest = read_manifest(dir)?;
     let plan_cells: Vec<Value> = manifest
         .pointer("/plan/cells")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let records: Vec<Value> = manifest["cells"].as_array().cloned().unwrap_or_default();
     let cells = plan_cells
         .par_iter()
-        .map(|pc| {
-            let id = pc["id"].as_str().unwrap_or_default();
-            let mine: Vec<&Value> = records
-                .iter()
-                .filter(|r| r["cell"] == id && r["status"] == "ok")
-                .collect();
-            load_cell(dir, pc, &mine)
-        })
+        .map(|pc| load_cell(dir, &manifest, pc))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RunData {
         dir: dir.to_path_buf(),

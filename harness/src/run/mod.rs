@@ -97,7 +97,8 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-fn run_id(plan: &Plan) -> String {
+/// A run id: name, UTC time and pid (two runs started in the same second stay apart).
+pub fn run_id(name: &str) -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
@@ -105,7 +106,7 @@ fn run_id(plan: &Plan) -> String {
         .trim_end_matches('Z')
         .to_string();
     // The pid keeps two runs started in the same second apart.
-    format!("{}-{stamp}-{}", plan.name, std::process::id())
+    format!("{name}-{stamp}-{}", std::process::id())
 }
 
 /// The load engine's configuration for `cell` against `target`.
@@ -179,14 +180,19 @@ pub fn load_config(
     }
 }
 
-struct Signals {
-    int: Arc<AtomicBool>,
-    term: Arc<AtomicBool>,
-    any: Arc<AtomicBool>,
+/// SIGINT / SIGTERM flags: which one came, and whether any did.
+pub struct Signals {
+    /// SIGINT seen.
+    pub int: Arc<AtomicBool>,
+    /// SIGTERM seen.
+    pub term: Arc<AtomicBool>,
+    /// Either seen.
+    pub any: Arc<AtomicBool>,
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Signals> {
+    /// Registers the handlers.
+    pub fn install() -> anyhow::Result<Signals> {
         let s = Signals {
             int: Arc::default(),
             term: Arc::default(),
@@ -205,11 +211,27 @@ impl Signals {
     }
 }
 
+/// Generates a CA and leaf into `out/pki` for each key type `wanted` selects.
+pub fn generate_pki(
+    out: &Path,
+    wanted: impl Fn(KeyType) -> bool,
+) -> anyhow::Result<Vec<(KeyType, h2lab_common::pki::PkiFiles)>> {
+    let pki_dir = out.join("pki");
+    std::fs::create_dir_all(&pki_dir)?;
+    let mut pki = Vec::new();
+    for key in [KeyType::Ecdsa, KeyType::Rsa] {
+        if wanted(key) {
+            pki.push((key, Pki::generate(key)?.write_to(&pki_dir, key.as_str())?));
+        }
+    }
+    Ok(pki)
+}
+
 /// Runs every cell of `plan`, writes the results directory, returns the exit code:
 /// 0 all cells ran, 1 some cell failed, 130/143 interrupted.
 pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let signals = Signals::install()?;
-    let id = run_id(plan);
+    let id = run_id(&plan.name);
     let out: PathBuf = args
         .out
         .clone()
@@ -227,17 +249,10 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
     // load cells (the report then shows its heatmap).
     let matrix = crate::scenario::negotiation::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     // A fresh PKI per run, for every key type the plan (and the matrix) uses.
-    let pki_dir = out.join("pki");
-    std::fs::create_dir_all(&pki_dir)?;
-    let mut pki = Vec::new();
-    for key in [KeyType::Ecdsa, KeyType::Rsa] {
-        if plan.cells.iter().any(|c| c.cert == key)
+    let pki = generate_pki(&out, |key| {
+        plan.cells.iter().any(|c| c.cert == key)
             || matrix.as_ref().is_some_and(|m| m.certs.contains(&key))
-        {
-            let files = Pki::generate(key)?.write_to(&pki_dir, key.as_str())?;
-            pki.push((key, files));
-        }
-    }
+    })?;
     let launcher = Launcher {
         sut,
         pki: &pki,

@@ -95,9 +95,9 @@ impl Ctx<'_> {
     }
 }
 
-/// Reads and validates a scenario file.
-pub fn load(path: &Path) -> Result<Plan, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// Reads a scenario file; failure is a diagnostic at 1:1.
+fn read_text(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| {
         ScenarioError(vec![Diagnostic {
             path: path.to_path_buf(),
             line: 1,
@@ -105,8 +105,12 @@ pub fn load(path: &Path) -> Result<Plan, ScenarioError> {
             message: format!("cannot read the file: {e}"),
             hint: None,
         }])
-    })?;
-    parse(path, &text)
+    })
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Plan, ScenarioError> {
+    parse(path, &read_text(path)?)
 }
 
 /// Validates scenario `text` (as read from `path`).
@@ -771,7 +775,7 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
             raws.push(Raw {
                 values: [
                     val(0, &topologies[0].0),
-                    val(1, &server_tls_name(server_tls_v)),
+                    val(1, server_tls_name(server_tls_v)),
                     val(2, &certs[0].0),
                     val(3, &tls_versions[0].0),
                     val(4, &offers[0].0),
@@ -950,11 +954,12 @@ fn validate(ctx: &mut Ctx, file: File) -> Option<Plan> {
     })
 }
 
-fn server_tls_name(t: ServerTls) -> String {
+/// The scenario-file name of a server TLS stack (`rustls`, `openssl`, `none`).
+pub fn server_tls_name(t: ServerTls) -> &'static str {
     SERVER_TLS
         .iter()
         .find(|(_, v)| *v == t)
-        .map(|(n, _)| n.to_string())
+        .map(|(n, _)| *n)
         .expect("every stack is in the table")
 }
 

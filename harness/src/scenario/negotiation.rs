@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::file::Axis;
-use super::{axis_values, duration, pick, topology, Ctx, Diagnostic, ScenarioError, CERTS};
+use super::{axis_values, duration, pick, topology, Ctx, ScenarioError, CERTS};
 use crate::matrix::spec::{DocumentedRow, MatrixOffer, MatrixSpec};
 use crate::model::plan::{ServerTls, Topology};
 
@@ -117,16 +117,7 @@ fn client_profile(ctx: &mut Ctx, v: &Spanned<String>) -> Option<&'static ClientP
 
 /// Reads the `[negotiation]` section of `path`; `Ok(None)` when the file has none.
 pub fn load(path: &Path) -> Result<Option<MatrixSpec>, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ScenarioError(vec![Diagnostic {
-            path: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the file: {e}"),
-            hint: None,
-        }])
-    })?;
-    parse(path, &text)
+    parse(path, &super::read_text(path)?)
 }
 
 /// Validates the `[negotiation]` section of `text`.

@@ -166,6 +166,15 @@ pub fn alert_name(text: &str) -> String {
     out
 }
 
+/// The alert an OpenSSL error text names (`... tlsv1 alert protocol version:...`, as the
+/// library and the `openssl`/`curl` tools print it), by its RFC 8446 name.
+pub fn alert_in_text(text: &str) -> Option<String> {
+    let i = text.find("alert ")?;
+    let rest = &text[i + 6..];
+    let end = rest.find([':', ')', '\n']).unwrap_or(rest.len());
+    Some(alert_name(&rest[..end]))
+}
+
 /// Error class of a failed handshake: `alpn_mismatch` for alert 120, else
 /// `tls_handshake:<alert>` or `tls_handshake:<reason>`.
 pub fn classify_handshake_error(stack: TlsClientStack, err: &io::Error) -> String {
@@ -181,12 +190,7 @@ pub fn classify_handshake_error(stack: TlsClientStack, err: &io::Error) -> Strin
             }),
         TlsClientStack::Openssl => {
             let text = err.to_string();
-            text.find("alert ")
-                .map(|i| {
-                    let rest = &text[i + 6..];
-                    let end = rest.find([':', ')', '\n']).unwrap_or(rest.len());
-                    alert_name(&rest[..end])
-                })
+            alert_in_text(&text)
                 .or_else(|| {
                     text.contains("certificate verify failed")
                         .then(|| "certificate_verify_failed".to_string())
