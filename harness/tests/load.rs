@@ -147,6 +147,22 @@ fn open_loop_percentiles_match_a_known_delay() {
 }
 
 #[test]
+fn open_loop_over_capacity_reports_the_rate_it_achieved_not_the_target() {
+    // One HTTP/1.1 connection serves at most 50 req/s of /delay/20; 200 req/s for 0.5 s
+    // schedules 100 requests that take about 2 s to drain.
+    let s = sut(&["edge", "--listen", "127.0.0.1:0", "--workers", "1"]);
+    let url = format!("http://{}/delay/20", s.addr);
+    let r = h2lab(&[&url, "-r", "200", "-c", "1", "-d", "500ms"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sum = &r.json["summary"];
+    assert_eq!(sum["requests"], 100, "{sum}");
+    let duration = sum["duration_s"].as_f64().unwrap();
+    assert!(duration >= 1.9, "backlog drain counted: {sum}");
+    let ratio = sum["achieved_ratio"].as_f64().unwrap();
+    assert!(ratio < 0.3, "far below the target: {sum}");
+}
+
+#[test]
 fn achieved_rate_is_within_two_percent_of_target() {
     let s = sut(&["edge", "--listen", "127.0.0.1:0", "--workers", "1"]);
     let url = format!("http://{}/plaintext", s.addr);

@@ -241,9 +241,16 @@ pub fn run(
     }
     let wall = wall_start.elapsed().as_secs_f64().max(1e-9);
     let cpu = (cpu_seconds() - cpu_start) / (wall * threads as f64);
+    // Up to the last completion: an open loop over capacity sends its backlog after the
+    // schedule ends, and a rate over the scheduled time alone would claim the target.
     let duration = match phases.end {
-        Some(end) if !interrupted => end.duration_since(phases.measure),
-        _ => finished.max(phases.measure).duration_since(phases.measure),
+        Some(end) if !interrupted => finished.max(end).duration_since(phases.measure),
+        // Interrupted: workers still draining at the deadline were abandoned, so the
+        // stop itself bounds the time too.
+        _ => finished
+            .max(stop_deadline.map_or(finished, |d| d - Duration::from_secs(2)))
+            .max(phases.measure)
+            .duration_since(phases.measure),
     };
     let mut total = Interval::default();
     let mut intervals = Vec::new();
@@ -356,7 +363,7 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
         let _ = tx.send(Report::Done {
             warmup,
             last: (k, last),
-            finished: Instant::now(),
+            finished: r.last_done.unwrap_or(plan.phases.measure),
         });
     });
 }

@@ -157,20 +157,25 @@ pub struct Recorder {
     pub current: Interval,
     /// Warmup phase (kept apart from the results).
     pub warmup: Interval,
+    /// When the last measured-phase request ended (answered or failed): an open loop
+    /// over capacity drains its backlog after the schedule ends, and the achieved rate
+    /// must count that time.
+    pub last_done: Option<Instant>,
 }
 
 impl Recorder {
-    fn target(&mut self, warmup: bool) -> &mut Interval {
+    fn target(&mut self, warmup: bool, done: Instant) -> &mut Interval {
         if warmup {
             &mut self.warmup
         } else {
+            self.last_done = Some(self.last_done.map_or(done, |d| d.max(done)));
             &mut self.current
         }
     }
 
     /// Records an answered request.
     pub fn ok(&mut self, s: Sample, warmup: bool) {
-        let i = self.target(warmup);
+        let i = self.target(warmup, s.done);
         i.record(Kind::Latency, s.done.saturating_duration_since(s.intended));
         i.record(Kind::Service, s.done.saturating_duration_since(s.sent));
         i.record(Kind::Ttfb, s.first_byte.saturating_duration_since(s.sent));
@@ -185,7 +190,7 @@ impl Recorder {
 
     /// Records a failed request.
     pub fn error(&mut self, class: &str, intended: Instant, now: Instant, warmup: bool) {
-        let i = self.target(warmup);
+        let i = self.target(warmup, now);
         i.record(Kind::ErrorLatency, now.saturating_duration_since(intended));
         *i.errors.entry(class.to_string()).or_default() += 1;
         i.failed += 1;
