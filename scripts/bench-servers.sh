@@ -79,14 +79,13 @@ stop_all() {
   pids=()
 }
 
-render() { # template output key=value...
+render() { # template output key=value... (values may span lines)
   local tpl=$1 out=$2; shift 2
   cp "$tpl" "$out"
   for kv in "$@"; do
-    local k=${kv%%=*} v=${kv#*=}
-    v=${v//\//\\/}
-    sed -i "s/{{$k}}/$v/g" "$out"
+    K=${kv%%=*} V=${kv#*=} perl -0pi -e 's/\{\{\Q$ENV{K}\E\}\}/$ENV{V}/g' "$out"
   done
+  if grep -q '{{' "$out"; then echo "bench-servers: $out has unrendered {{...}}" >&2; exit 1; fi
 }
 
 # h2load pinned to the client core; prints requests/s, fails when any request failed.
@@ -159,7 +158,10 @@ stop_all
 
 port=$(free_port); mkdir -p "$work/np"; chmod 755 "$work/np"
 render servers-under-test/templates/nginx.conf "$work/np/nginx.conf" dir="$work/np" workers=1 user="$user" \
-  listen="127.0.0.1:$port" backend="$backend" chain="$work/cert.pem" key="$work/key.pem"
+  listen="127.0.0.1:$port" backend="$backend" listen_opts=" ssl http2" \
+  tls="        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;"
 start_pinned nginx -c "$work/np/nginx.conf" -p "$work/np"
 wait_port "$port"
 R[nginx_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
@@ -169,7 +171,9 @@ stop_all
 port=$(free_port); mkdir -p "$work/hp"
 cp "$work/combined.pem" "$work/hp/cert.pem"
 render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$work/hp" workers=1 \
-  listen="127.0.0.1:$port" backend="$backend" backend_proto="" maxconn=4000
+  listen="127.0.0.1:$port" backend="$backend" backend_proto="" maxconn=4000 \
+  listen_opts=" ssl crt $work/hp/cert.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3" \
+  tls="    http-request set-header X-Forwarded-Proto https"
 start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
 R[haproxy_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
@@ -177,7 +181,9 @@ R[haproxy_p_h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
 stop_all
 # Same again with an HTTP/2 (h2c) hop to the backend; nginx 1.22 cannot do that.
 render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$work/hp" workers=1 \
-  listen="127.0.0.1:$port" backend="$backend" backend_proto="proto h2" maxconn=4000
+  listen="127.0.0.1:$port" backend="$backend" backend_proto="proto h2" maxconn=4000 \
+  listen_opts=" ssl crt $work/hp/cert.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3" \
+  tls="    http-request set-header X-Forwarded-Proto https"
 start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
 R[haproxy_p_h2h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
