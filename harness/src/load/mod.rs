@@ -180,7 +180,7 @@ pub fn run(
     let mut finished = phases.measure;
     let mut progress = Progress::default();
     let mut last_tick = Instant::now();
-    let mut stop_deadline: Option<Instant> = None;
+    let mut stopped_at: Option<Instant> = None;
     let mut announced = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -207,8 +207,8 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        if shared.stop.load(Ordering::Relaxed) && stop_deadline.is_none() {
-            stop_deadline = Some(Instant::now() + Duration::from_secs(2));
+        if shared.stop.load(Ordering::Relaxed) && stopped_at.is_none() {
+            stopped_at = Some(Instant::now());
         }
         if !announced && Instant::now() >= phases.measure {
             announced = true;
@@ -229,7 +229,7 @@ pub fn run(
                 .map_or(0, |i| i.requests());
             on_progress(&progress);
         }
-        if stop_deadline.is_some_and(|d| Instant::now() > d) {
+        if stopped_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
             break; // workers that have not drained by now are abandoned
         }
     }
@@ -248,7 +248,7 @@ pub fn run(
         // Interrupted: workers still draining at the deadline were abandoned, so the
         // stop itself bounds the time too.
         _ => finished
-            .max(stop_deadline.map_or(finished, |d| d - Duration::from_secs(2)))
+            .max(stopped_at.unwrap_or(finished))
             .max(phases.measure)
             .duration_since(phases.measure),
     };
