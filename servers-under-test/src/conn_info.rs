@@ -30,9 +30,21 @@ pub struct ConnInfo {
     pub tls: Option<TlsFacts>,
     /// Largest request body accepted, in bytes.
     pub max_body: u64,
+    /// The peer's IP address as a header value, made on first use.
+    pub remote_ip: std::sync::OnceLock<http::HeaderValue>,
 }
 
 impl ConnInfo {
+    /// The peer's IP address as a header value (X-Forwarded-For).
+    pub fn remote_ip_header(&self) -> http::HeaderValue {
+        self.remote_ip
+            .get_or_init(|| {
+                http::HeaderValue::from_str(&self.remote.ip().to_string())
+                    .expect("an IP is a valid header")
+            })
+            .clone()
+    }
+
     /// `https` for TLS connections, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {

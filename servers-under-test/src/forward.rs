@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -70,6 +71,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those the Connection header lists.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the few names beats nine hashed removals.
+    let present = headers
+        .keys()
+        .any(|k| HOP_BY_HOP.contains(k) || k.as_str() == "http2-settings");
+    if !present {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -149,14 +157,6 @@ impl Forwarder {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
             None => parts.headers.get(header::HOST).cloned(),
         };
-        // HTTP/1.1 sends the origin form (`/path`); HTTP/2 needs scheme and authority.
-        let mut uri = http::uri::Parts::default();
-        if self.opts.upstream_h2 {
-            uri.scheme = Some(Scheme::HTTP);
-            uri.authority = Some(self.authority(upstream));
-        }
-        uri.path_and_query = Some(path_and_query);
-        let uri = Uri::from_parts(uri).expect("scheme, authority and path make a valid URI");
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
         if let Some(h) = host {
@@ -164,13 +164,11 @@ impl Forwarder {
             headers.insert(X_FORWARDED_HOST, h);
         }
         let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {}", conn.remote.ip()),
-            None => conn.remote.ip().to_string(),
+            Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", conn.remote.ip()))
+                .expect("ip is a valid header"),
+            None => conn.remote_ip_header(),
         };
-        headers.insert(
-            X_FORWARDED_FOR,
-            HeaderValue::from_str(&xff).expect("ip is a valid header"),
-        );
+        headers.insert(X_FORWARDED_FOR, xff);
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(conn.scheme()));
         if let Some(base) = &self.opts.path_base {
             if let Ok(v) = HeaderValue::from_str(base) {
@@ -180,18 +178,18 @@ impl Forwarder {
         for (k, v) in extra {
             headers.insert(k.clone(), v.clone());
         }
-        parts.uri = uri;
-        parts.version = if self.opts.upstream_h2 {
-            Version::HTTP_2
+        let sent = if self.pool.takes_raw(&parts.method, incoming.is_end_stream()) {
+            let target = path_and_query.as_str();
+            let sent = self
+                .pool
+                .send_raw(upstream, &parts.method, target, &parts.headers);
+            tokio::time::timeout(self.opts.response_timeout, sent).await
         } else {
-            Version::HTTP_11
+            // Boxed: the hot path's future stays small.
+            Box::pin(self.send_hyper(parts, incoming, conn, upstream, path_and_query)).await
         };
         let limit = conn.max_body as usize;
-        let body = http_body_util::Limited::new(incoming, limit).boxed_unsync();
-        let upstream_req = Request::from_parts(parts, body);
-
-        let sent = self.pool.send(upstream, upstream_req);
-        match tokio::time::timeout(self.opts.response_timeout, sent).await {
+        match sent {
             Err(_) => body::text(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
@@ -206,6 +204,35 @@ impl Forwarder {
                 Response::from_parts(parts, body)
             }
         }
+    }
+
+    /// Sends through a hyper client connection: requests with a body, and HTTP/2.
+    async fn send_hyper(
+        &self,
+        mut parts: http::request::Parts,
+        incoming: Incoming,
+        conn: &ConnInfo,
+        upstream: SocketAddr,
+        path_and_query: PathAndQuery,
+    ) -> Result<Result<Response<Body>, UpstreamError>, tokio::time::error::Elapsed> {
+        // HTTP/1.1 sends the origin form (`/path`); HTTP/2 needs scheme and authority.
+        let mut uri = http::uri::Parts::default();
+        if self.opts.upstream_h2 {
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(self.authority(upstream));
+        }
+        uri.path_and_query = Some(path_and_query);
+        parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a valid URI");
+        parts.version = if self.opts.upstream_h2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let limit = conn.max_body as usize;
+        let body = http_body_util::Limited::new(incoming, limit).boxed_unsync();
+        let upstream_req = Request::from_parts(parts, body);
+        let sent = self.pool.send(upstream, upstream_req);
+        tokio::time::timeout(self.opts.response_timeout, sent).await
     }
 }
 

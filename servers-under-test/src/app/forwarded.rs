@@ -121,6 +121,7 @@ mod tests {
             local: "127.0.0.1:80".parse().unwrap(),
             tls: None,
             max_body: 0,
+            remote_ip: Default::default(),
         }
     }
 

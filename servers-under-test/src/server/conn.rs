@@ -125,6 +125,7 @@ async fn handle_conn<H: Handler>(ctx: Arc<WorkerCtx<H>>, tcp: TcpStream, remote:
         local,
         tls: None,
         max_body: ctx.limits.max_body_bytes,
+        remote_ip: Default::default(),
     };
     let hs_timeout = ctx.limits.handshake_timeout;
     match ctx.tls.clone() {
@@ -278,9 +279,10 @@ async fn serve_h2<H, T>(
         let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
         service_fn(move |req| {
             let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
-            async move {
-                Ok::<_, Infallible>(respond(ctx, req, info, activity, overloaded, false).await)
-            }
+            // Boxed: hyper spawns a task per stream, and a task moves its future (several
+            // KiB here) when it is created and again when it completes.
+            let responding = Box::pin(respond(ctx, req, info, activity, overloaded, false));
+            async move { Ok::<_, Infallible>(responding.await) }
         })
     };
     let conn = ctx.h2.serve_connection(TokioIo::new(io), svc);
@@ -338,7 +340,8 @@ async fn respond<H: Handler>(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > info.max_body) {
         if req.version() == http::Version::HTTP_2 && n <= DRAIN_CAP {
-            drain(req.into_body(), ctx.limits.header_timeout).await;
+            // Boxed, as are the other rare branches: the per-request future stays small.
+            Box::pin(drain(req.into_body(), ctx.limits.header_timeout)).await;
         }
         return body::text(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,7 +1,11 @@
-//! A per-worker connection pool to one kind of upstream, over hyper's client connections:
-//! HTTP/1.1 senders go back to the pool when their response body ends; HTTP/2 shares one
-//! multiplexed connection. Lighter per request than a general-purpose client, which is
-//! what a proxy's hot path needs.
+//! A per-worker connection pool to one kind of upstream. Requests without a body over
+//! HTTP/1.1 take the inline path of [`raw`] on pooled sockets; the others use hyper's client
+//! connections: HTTP/1.1 senders go back to the pool when their response body ends, and
+//! HTTP/2 shares one multiplexed connection. Lighter per request than a general-purpose
+//! client, which is what a proxy's hot path needs.
+
+mod chunked;
+mod raw;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -37,6 +41,14 @@ pub enum UpstreamError {
         /// The hyper error.
         source: hyper::Error,
     },
+    /// An inline exchange (request without a body) failed.
+    #[error("error from upstream {addr}: {source}")]
+    Raw {
+        /// The upstream.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: raw::RawError,
+    },
 }
 
 enum Sender {
@@ -49,6 +61,7 @@ pub struct UpstreamPool {
     h2: bool,
     connect_timeout: Duration,
     idle_h1: Mutex<Vec<(SocketAddr, http1::SendRequest<Body>)>>,
+    idle_raw: Mutex<Vec<(SocketAddr, raw::RawConn)>>,
     shared_h2: Mutex<Option<(SocketAddr, http2::SendRequest<Body>)>>,
 }
 
@@ -62,27 +75,35 @@ impl UpstreamPool {
             h2,
             connect_timeout,
             idle_h1: Mutex::new(Vec::new()),
+            idle_raw: Mutex::new(Vec::new()),
             shared_h2: Mutex::new(None),
         })
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Sender, UpstreamError> {
+    /// Whether requests with this method and (no) body can take the inline path.
+    pub fn takes_raw(&self, method: &Method, bodiless: bool) -> bool {
+        !self.h2 && bodiless && (*method == Method::GET || *method == Method::HEAD)
+    }
+
+    async fn connect_tcp(&self, addr: SocketAddr) -> Result<tokio::net::TcpStream, UpstreamError> {
         let connect_err = |reason: String| UpstreamError::Connect { addr, reason };
-        let tcp =
-            match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
-                .await
-            {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => return Err(connect_err(e.to_string())),
-                Err(_) => {
-                    return Err(connect_err(format!(
-                        "timed out after {:?}",
-                        self.connect_timeout
-                    )))
-                }
-            };
+        let connecting = Box::pin(tokio::net::TcpStream::connect(addr));
+        let tcp = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(connect_err(e.to_string())),
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "timed out after {:?}",
+                    self.connect_timeout
+                )))
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(tcp);
+        Ok(tcp)
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<Sender, UpstreamError> {
+        let io = TokioIo::new(self.connect_tcp(addr).await?);
         let http_err = |source| UpstreamError::Http { addr, source };
         if self.h2 {
             let (send, conn) = http2::handshake(TokioExecutor::new(), io)
@@ -132,6 +153,45 @@ impl UpstreamPool {
                 None => return Ok((self.connect(addr).await?, false)),
             }
         }
+    }
+
+    fn checkin_raw(&self, addr: SocketAddr, conn: raw::RawConn) {
+        let mut idle = self.idle_raw.lock().expect("pool lock");
+        if idle.len() < MAX_IDLE {
+            idle.push((addr, conn));
+        }
+    }
+
+    /// Sends a GET or HEAD request without a body (see [`UpstreamPool::takes_raw`]) to
+    /// `addr` inline. A reused connection that the upstream had closed is replaced once.
+    pub async fn send_raw(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let reused = loop {
+            let popped = self.idle_raw.lock().expect("pool lock").pop();
+            match popped {
+                Some((a, conn)) if a == addr => break Some(conn),
+                Some(_) => {} // an earlier upstream (the module's app restarted): drop it
+                None => break None,
+            }
+        };
+        let raw_err = |source| UpstreamError::Raw { addr, source };
+        if let Some(conn) = reused {
+            match raw::exchange(conn, method, target, headers, self, addr).await {
+                Err(e) if e.before_response() => {
+                    tracing::debug!(error = %e, "reused upstream connection was closed; retrying")
+                }
+                done => return done.map_err(raw_err),
+            }
+        }
+        let conn = raw::RawConn::new(Box::pin(self.connect_tcp(addr)).await?);
+        raw::exchange(conn, method, target, headers, self, addr)
+            .await
+            .map_err(raw_err)
     }
 
     fn checkin(&self, addr: SocketAddr, send: http1::SendRequest<Body>) {
