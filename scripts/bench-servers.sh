@@ -6,7 +6,8 @@
 #
 # Pins each server to core 1 and h2load to core 0 (with a proxy, its backend `sut app`
 # shares core 0 with h2load, identically for every proxy). Prints requests/s and the ratio
-# of sut to its peer:
+# of sut to its peer, and for proxies also requests per proxy CPU-second (the client core
+# can be the limit with h1, where requests/s then ties):
 #   edge:  sut edge vs nginx (1 worker, same 13-byte response)
 #          h1 cleartext, 64 connections; h2 over TLS (ECDSA P-256), 16 connections x 16 streams
 #   proxy: sut proxy vs nginx and HAProxy over the same backend, TLS at the edge,
@@ -103,6 +104,25 @@ load() { # url h2load-args...
   printf '%.0f' "$rps"
 }
 
+# CPU ticks (user + system) of every process in process group $1 (a server we started).
+group_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null |
+    awk -v pg="$1" '{ sub(/^.*\) /, ""); if ($3 == pg) s += $12 + $13 } END { print s + 0 }'
+}
+
+# Like `load`, for a proxy: also sets P[key] = requests per CPU-second of the proxy (all its
+# processes), which still compares the proxies when the shared client core is the limit.
+declare -A P
+proxy_load() { # key url h2load-args...
+  local key=$1; shift
+  local pg=${pids[-1]} t0 t1 w0 w1
+  t0=$(group_ticks "$pg"); w0=$(date +%s.%N)
+  R[$key]=$(load "$@")
+  t1=$(group_ticks "$pg"); w1=$(date +%s.%N)
+  P[$key]=$(awk -v r="${R[$key]}" -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v w="$w1" -v v="$w0" \
+    'BEGIN { u = t / hz / (w - v); printf "%.0f", (u > 0) ? r / u : 0 }')
+}
+
 ONLY=${ONLY:-all}   # edge, proxy or all
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 H1=(--h1 -c 64 -t 1)
@@ -149,11 +169,11 @@ for _ in $(seq 1 500); do [ -s "$out" ] && break; sleep 0.02; done
 backend=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out")
 
 start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend"
-R[sut_p_h1]=$(load "https://$addr/plaintext" "${H1[@]}")
-R[sut_p_h2]=$(load "https://$addr/plaintext" "${H2[@]}")
+proxy_load sut_p_h1 "https://$addr/plaintext" "${H1[@]}"
+proxy_load sut_p_h2 "https://$addr/plaintext" "${H2[@]}"
 stop_all
 start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend" --upstream-proto h2
-R[sut_p_h2h2]=$(load "https://$addr/plaintext" "${H2[@]}")
+proxy_load sut_p_h2h2 "https://$addr/plaintext" "${H2[@]}"
 stop_all
 
 port=$(free_port); mkdir -p "$work/np"; chmod 755 "$work/np"
@@ -164,8 +184,8 @@ render servers-under-test/templates/nginx.conf "$work/np/nginx.conf" dir="$work/
         ssl_protocols TLSv1.2 TLSv1.3;"
 start_pinned nginx -c "$work/np/nginx.conf" -p "$work/np"
 wait_port "$port"
-R[nginx_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
-R[nginx_p_h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
+proxy_load nginx_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
+proxy_load nginx_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
 
 port=$(free_port); mkdir -p "$work/hp"
@@ -176,8 +196,8 @@ render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$wor
   tls="    http-request set-header X-Forwarded-Proto https"
 start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
-R[haproxy_p_h1]=$(load "https://127.0.0.1:$port/plaintext" "${H1[@]}")
-R[haproxy_p_h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
+proxy_load haproxy_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
+proxy_load haproxy_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
 # Same again with an HTTP/2 (h2c) hop to the backend; nginx 1.22 cannot do that.
 render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$work/hp" workers=1 \
@@ -186,7 +206,7 @@ render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$wor
   tls="    http-request set-header X-Forwarded-Proto https"
 start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
-R[haproxy_p_h2h2]=$(load "https://127.0.0.1:$port/plaintext" "${H2[@]}")
+proxy_load haproxy_p_h2h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
 kill -TERM -- "-$backend_pid" 2>/dev/null || true
 wait "$backend_pid" 2>/dev/null || true
@@ -196,7 +216,16 @@ best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
 for w in h1 h2; do
   b=$(best "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}")
-  label="$w TLS"; [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
+  [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
   printf '%-24s %10s %10s %10s %14s\n' "$label" "${R[sut_p_$w]}" "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}" "$(ratio "${R[sut_p_$w]}" "$b")"
 done
 printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${R[sut_p_h2h2]}" "n/a" "${R[haproxy_p_h2h2]}" "$(ratio "${R[sut_p_h2h2]}" "${R[haproxy_p_h2h2]}")"
+echo
+echo "requests per proxy CPU-second (what each proxy costs, also where the client core is the limit)"
+printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
+for w in h1 h2; do
+  b=$(best "${P[nginx_p_$w]}" "${P[haproxy_p_$w]}")
+  [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
+  printf '%-24s %10s %10s %10s %14s\n' "$label" "${P[sut_p_$w]}" "${P[nginx_p_$w]}" "${P[haproxy_p_$w]}" "$(ratio "${P[sut_p_$w]}" "$b")"
+done
+printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${P[sut_p_h2h2]}" "n/a" "${P[haproxy_p_h2h2]}" "$(ratio "${P[sut_p_h2h2]}" "${P[haproxy_p_h2h2]}")"
