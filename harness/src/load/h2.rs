@@ -39,6 +39,49 @@ pub fn builder() -> h2::client::Builder {
     b
 }
 
+/// In-flight streams in send order, for the timeout: the oldest unfinished one decides.
+/// Ids are consecutive, so a stream's entry is found by subtraction.
+#[derive(Default)]
+struct InOrder {
+    first_id: u64,
+    entries: std::collections::VecDeque<(Instant, Ticket, bool)>,
+}
+
+impl InOrder {
+    /// Records a stream sent at `sent`; returns its id.
+    fn push(&mut self, sent: Instant, ticket: Ticket) -> u64 {
+        self.entries.push_back((sent, ticket, false));
+        self.first_id + self.entries.len() as u64 - 1
+    }
+
+    /// Marks stream `id` finished and drops the finished ones at the front.
+    fn finish(&mut self, id: u64) {
+        let index = id.checked_sub(self.first_id).map(|i| i as usize);
+        if let Some(e) = index.and_then(|i| self.entries.get_mut(i)) {
+            e.2 = true;
+        }
+        while self.entries.front().is_some_and(|e| e.2) {
+            self.entries.pop_front();
+            self.first_id += 1;
+        }
+    }
+
+    /// When the oldest unfinished stream was sent.
+    fn oldest(&self) -> Option<Instant> {
+        self.entries.front().map(|e| e.0)
+    }
+
+    /// Tickets of the unfinished streams, forgetting all.
+    fn drain_unfinished(&mut self) -> Vec<Ticket> {
+        self.first_id += self.entries.len() as u64;
+        self.entries
+            .drain(..)
+            .filter(|e| !e.2)
+            .map(|e| e.1)
+            .collect()
+    }
+}
+
 async fn one(
     id: u64,
     ticket: Ticket,
@@ -85,12 +128,7 @@ pub async fn drive(
     ctx: &ConnCtx,
 ) -> End {
     let mut inflight = FuturesUnordered::new();
-    // Send times of in-flight streams, oldest first (streams mostly finish in order; a
-    // finished one is removed when it reaches the front).
-    let mut started: std::collections::VecDeque<(u64, Instant, Ticket)> =
-        std::collections::VecDeque::new();
-    let mut finished: std::collections::HashSet<u64> = std::collections::HashSet::new();
-    let mut next_id = 0u64;
+    let mut started = InOrder::default();
     let mut deadline = Deadline::new(ctx.timeout);
     let mut done = false;
     let mut reported_limit = false;
@@ -124,13 +162,12 @@ pub async fn drive(
                 ctx.report_max_streams(send.current_max_send_streams() as u64);
             }
             let req = ctx.pick();
-            let mut request = http::Request::builder()
-                .method(req.method.clone())
-                .uri(req.uri.clone());
-            if let Some(h) = request.headers_mut() {
-                h.extend(req.headers.clone());
+            let mut request = http::Request::new(());
+            *request.method_mut() = req.method.clone();
+            *request.uri_mut() = req.uri.clone();
+            if !req.headers.is_empty() {
+                *request.headers_mut() = req.headers.clone();
             }
-            let request = request.body(()).expect("prepared request is valid");
             let sent = Instant::now();
             let end_of_stream = req.body.is_empty();
             match send.send_request(request, end_of_stream) {
@@ -138,9 +175,8 @@ pub async fn drive(
                     if !end_of_stream {
                         let _ = stream.send_data(req.body.clone(), true);
                     }
-                    next_id += 1;
-                    inflight.push(one(next_id, ticket, sent, resp));
-                    started.push_back((next_id, sent, ticket));
+                    let id = started.push(sent, ticket);
+                    inflight.push(one(id, ticket, sent, resp));
                 }
                 Err(e) => {
                     ctx.recorder.borrow_mut().error(
@@ -163,30 +199,24 @@ pub async fn drive(
         let can_take_more = !done && !broken && inflight.len() < ctx.streams;
         tokio::select! {
             Some((id, ticket, result)) = inflight.next() => {
-                let now = Instant::now();
-                finished.insert(id);
-                while let Some((front, _, _)) = started.front() {
-                    if !finished.remove(front) {
-                        break;
-                    }
-                    started.pop_front();
-                }
+                started.finish(id);
                 match result {
                     Ok(sample) => ctx.recorder.borrow_mut().ok(sample, ticket.warmup),
                     Err(class) => {
                         if class.starts_with("h2_goaway") || class.starts_with("io") {
                             broken = true;
                         }
+                        let now = Instant::now();
                         ctx.recorder.borrow_mut().error(&class, ticket.intended, now, ticket.warmup);
                     }
                 }
             }
             _ = ctx.source.notified(), if can_take_more => {}
-            _ = deadline.expired(|| started.front().map(|(_, sent, _)| *sent)) => {
+            _ = deadline.expired(|| started.oldest()) => {
                 // The oldest stream is overdue: every in-flight stream on this connection
                 // is recorded as a timeout and the connection is dropped.
                 let now = Instant::now();
-                for (_, _, t) in started.drain(..).filter(|(id, _, _)| !finished.contains(id)) {
+                for t in started.drain_unfinished() {
                     ctx.recorder.borrow_mut().error("timeout", t.intended, now, t.warmup);
                 }
                 inflight.clear();
@@ -200,5 +230,33 @@ pub async fn drive(
         End::Closed
     } else {
         End::Finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_oldest_unfinished_stream_decides_whatever_the_finishing_order() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let ticket = |ms| Ticket {
+            intended: at(ms),
+            warmup: false,
+        };
+        let mut q = InOrder::default();
+        let ids: Vec<u64> = (0..3).map(|i| q.push(at(i), ticket(i))).collect();
+        assert_eq!(ids, [0, 1, 2]);
+        q.finish(1);
+        assert_eq!(q.oldest(), Some(at(0)), "stream 0 is still out");
+        q.finish(0);
+        assert_eq!(q.oldest(), Some(at(2)), "0 and 1 are done");
+        assert_eq!(q.push(at(3), ticket(3)), 3);
+        let left: Vec<Instant> = q.drain_unfinished().iter().map(|t| t.intended).collect();
+        assert_eq!(left, [at(2), at(3)]);
+        assert_eq!(q.oldest(), None);
+        assert_eq!(q.push(at(4), ticket(4)), 4, "ids go on after a drain");
     }
 }
