@@ -167,13 +167,23 @@ async fn skip_chunked<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Re
     }
 }
 
-/// One request/response exchange. Returns (status, first byte time, keep-alive).
+/// What one exchange saw.
+struct Exchanged {
+    status: u16,
+    /// When the read that brought the first response bytes returned.
+    first_byte: Instant,
+    /// When the read that completed the response returned.
+    done: Instant,
+    keep_alive: bool,
+}
+
+/// One request/response exchange.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     req: &[u8],
     head_request: bool,
     buf: &mut BytesMut,
-) -> Result<(u16, Instant, bool), H1Error> {
+) -> Result<Exchanged, H1Error> {
     s.write_all(req).await?;
     let mut first_byte = None;
     let (n, head) = loop {
@@ -187,19 +197,35 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let first_byte = first_byte.unwrap_or_else(Instant::now);
     buf.advance(n);
-    match head.body {
-        BodyLen::None => {}
-        BodyLen::Length(l) => skip(s, buf, l).await?,
-        BodyLen::Chunked => skip_chunked(s, buf).await?,
+    // A response whole in the first read was done when that read returned.
+    let done = match head.body {
+        BodyLen::None => first_byte,
+        BodyLen::Length(l) if buf.len() as u64 >= l => {
+            buf.advance(l as usize);
+            first_byte
+        }
+        BodyLen::Length(l) => {
+            skip(s, buf, l).await?;
+            Instant::now()
+        }
+        BodyLen::Chunked => {
+            skip_chunked(s, buf).await?;
+            Instant::now()
+        }
         BodyLen::UntilClose => loop {
             buf.clear();
             buf.reserve(16 * 1024);
             if s.read_buf(buf).await? == 0 {
-                break;
+                break Instant::now();
             }
         },
-    }
-    Ok((head.status, first_byte, !head.close))
+    };
+    Ok(Exchanged {
+        status: head.status,
+        first_byte,
+        done,
+        keep_alive: !head.close,
+    })
 }
 
 /// Drives one HTTP/1.1 connection until the source is done or the connection ends.
@@ -215,36 +241,42 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
             }
         };
         let req = ctx.pick();
-        let sent = Instant::now();
+        // Closed loop: the ticket was handed out just now, and its time is the send time.
+        let sent = if ctx.source.is_open_loop() {
+            Instant::now()
+        } else {
+            ticket.intended
+        };
         let result = tokio::select! {
             biased;
             r = exchange(&mut s, &req.h1, req.head, &mut buf) => Ok(r),
             _ = deadline.expired(|| Some(sent)) => Err(()),
         };
-        let now = Instant::now();
         match result {
-            Ok(Ok((status, first_byte, keep_alive))) => {
+            Ok(Ok(x)) => {
                 ctx.recorder.borrow_mut().ok(
                     Sample {
                         intended: ticket.intended,
                         sent,
-                        first_byte,
-                        done: now,
-                        status,
+                        first_byte: x.first_byte,
+                        done: x.done,
+                        status: x.status,
                     },
                     ticket.warmup,
                 );
-                if !keep_alive {
+                if !x.keep_alive {
                     return End::Closed;
                 }
             }
             Ok(Err(e)) => {
+                let now = Instant::now();
                 ctx.recorder
                     .borrow_mut()
                     .error(&e.class(), ticket.intended, now, ticket.warmup);
                 return End::Closed;
             }
             Err(_) => {
+                let now = Instant::now();
                 ctx.recorder
                     .borrow_mut()
                     .error("timeout", ticket.intended, now, ticket.warmup);
@@ -270,28 +302,22 @@ HTTP/1.0 200 OK\r\n\r\nuntil close";
         let mut buf = BytesMut::new();
         let mut sink = Vec::new();
         let mut rw = tokio::io::join(&mut client, &mut sink);
+        const GET: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        let x = exchange(&mut rw, GET, false, &mut buf).await.unwrap();
+        assert_eq!(x.status, 200);
+        assert_eq!(x.done, x.first_byte, "the whole response came in one read");
         assert_eq!(
-            exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
+            exchange(&mut rw, GET, false, &mut buf)
                 .await
                 .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
-                .await
-                .unwrap()
-                .0,
+                .status,
             201
         );
-        let (status, _, keep) = exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
-            .await
-            .unwrap();
-        assert_eq!((status, keep), (204, true));
-        let (status, _, keep) = exchange(&mut rw, b"GET / HTTP/1.1\r\n\r\n", false, &mut buf)
-            .await
-            .unwrap();
-        assert_eq!((status, keep), (200, false));
+        let x = exchange(&mut rw, GET, false, &mut buf).await.unwrap();
+        assert_eq!((x.status, x.keep_alive), (204, true));
+        let x = exchange(&mut rw, GET, false, &mut buf).await.unwrap();
+        assert_eq!((x.status, x.keep_alive), (200, false));
+        assert!(x.done >= x.first_byte);
     }
 
     #[test]

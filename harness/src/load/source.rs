@@ -126,6 +126,11 @@ impl Source {
         }
     }
 
+    /// Whether tickets follow a schedule (open loop) rather than completions.
+    pub fn is_open_loop(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// Whether no more requests will come (does not consume one).
     pub fn is_done(&self) -> bool {
         if self.stopped() {
