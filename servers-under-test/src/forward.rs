@@ -127,6 +127,18 @@ impl Forwarder {
         }
     }
 
+    /// The request target: HTTP/1.1 sends the origin form (`/path`); HTTP/2 needs scheme
+    /// and authority.
+    fn upstream_uri(&self, upstream: SocketAddr, path_and_query: PathAndQuery) -> Uri {
+        let mut uri = http::uri::Parts::default();
+        if self.opts.upstream_h2 {
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(self.authority(upstream));
+        }
+        uri.path_and_query = Some(path_and_query);
+        Uri::from_parts(uri).expect("scheme, authority and path make a valid URI")
+    }
+
     /// Forwards `req` (from `conn`) to `upstream`, adding `extra` headers.
     pub async fn forward(
         &self,
@@ -178,11 +190,14 @@ impl Forwarder {
         for (k, v) in extra {
             headers.insert(k.clone(), v.clone());
         }
-        let sent = if self.pool.takes_raw(&parts.method, incoming.is_end_stream()) {
-            let target = path_and_query.as_str();
+        let sent = if self
+            .pool
+            .takes_inline(&parts.method, incoming.is_end_stream())
+        {
+            let uri = self.upstream_uri(upstream, path_and_query);
             let sent = self
                 .pool
-                .send_raw(upstream, &parts.method, target, &parts.headers);
+                .send_inline(upstream, &parts.method, uri, &parts.headers);
             tokio::time::timeout(self.opts.response_timeout, sent).await
         } else {
             // Boxed: the hot path's future stays small.
@@ -215,14 +230,7 @@ impl Forwarder {
         upstream: SocketAddr,
         path_and_query: PathAndQuery,
     ) -> Result<Result<Response<Body>, UpstreamError>, tokio::time::error::Elapsed> {
-        // HTTP/1.1 sends the origin form (`/path`); HTTP/2 needs scheme and authority.
-        let mut uri = http::uri::Parts::default();
-        if self.opts.upstream_h2 {
-            uri.scheme = Some(Scheme::HTTP);
-            uri.authority = Some(self.authority(upstream));
-        }
-        uri.path_and_query = Some(path_and_query);
-        parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a valid URI");
+        parts.uri = self.upstream_uri(upstream, path_and_query);
         parts.version = if self.opts.upstream_h2 {
             Version::HTTP_2
         } else {

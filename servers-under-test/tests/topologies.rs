@@ -71,6 +71,31 @@ fn sut_proxy_can_speak_h2_to_the_upstream() {
 }
 
 #[test]
+fn sut_proxy_over_h2_reconnects_when_the_upstream_restarts() {
+    let port = launch::free_loopback_port().unwrap().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let app = start(&["app", "--listen", &listen]);
+    let upstream = format!("http://{listen}");
+    let proxy = start_tls(
+        "proxy",
+        "rustls",
+        "ecdsa",
+        &["--upstream", &upstream, "--upstream-proto", "h2"],
+    );
+    let ca = proxy.ca.display().to_string();
+    let first = json(&curl(&["--cacert", &ca, &proxy.url("/info")]).body);
+    app.stop();
+    // A new app on the same port: the proxy's shared h2 connection went with the old one.
+    let app = start(&["app", "--listen", &listen]);
+    let r = curl(&["--cacert", &ca, &proxy.url("/info")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let second = json(&r.body);
+    assert_eq!(second["http_version"], "HTTP/2");
+    assert_ne!(first["pid"], second["pid"], "answered by the new app");
+    assert_eq!(second["pid"].as_u64(), Some(u64::from(app.child.pid())));
+}
+
+#[test]
 fn sut_proxy_path_base_and_upstream_failures() {
     let app = app_backend();
     let upstream = format!("http://{}", app.addr);

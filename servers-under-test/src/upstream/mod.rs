@@ -1,10 +1,12 @@
-//! A per-worker connection pool to one kind of upstream. Requests without a body over
-//! HTTP/1.1 take the inline path of [`raw`] on pooled sockets; the others use hyper's client
+//! A per-worker connection pool to one kind of upstream. GET and HEAD requests without a
+//! body are sent from the request's own task: over HTTP/1.1 by [`raw`] on pooled sockets,
+//! over HTTP/2 by [`h2_direct`] on a shared connection. The others use hyper's client
 //! connections: HTTP/1.1 senders go back to the pool when their response body ends, and
 //! HTTP/2 shares one multiplexed connection. Lighter per request than a general-purpose
 //! client, which is what a proxy's hot path needs.
 
 mod chunked;
+mod h2_direct;
 mod raw;
 
 use std::net::SocketAddr;
@@ -41,6 +43,14 @@ pub enum UpstreamError {
         /// The hyper error.
         source: hyper::Error,
     },
+    /// An HTTP/2 request without a body failed.
+    #[error("error from upstream {addr}: {source}")]
+    H2 {
+        /// The upstream.
+        addr: SocketAddr,
+        /// The h2 error.
+        source: h2::Error,
+    },
     /// An inline exchange (request without a body) failed.
     #[error("error from upstream {addr}: {source}")]
     Raw {
@@ -63,6 +73,7 @@ pub struct UpstreamPool {
     idle_h1: Mutex<Vec<(SocketAddr, http1::SendRequest<Body>)>>,
     idle_raw: Mutex<Vec<(SocketAddr, raw::RawConn)>>,
     shared_h2: Mutex<Option<(SocketAddr, http2::SendRequest<Body>)>>,
+    direct_h2: Mutex<Option<(SocketAddr, h2::client::SendRequest<Bytes>)>>,
 }
 
 /// Most idle HTTP/1.1 connections kept per worker.
@@ -77,12 +88,57 @@ impl UpstreamPool {
             idle_h1: Mutex::new(Vec::new()),
             idle_raw: Mutex::new(Vec::new()),
             shared_h2: Mutex::new(None),
+            direct_h2: Mutex::new(None),
         })
     }
 
-    /// Whether requests with this method and (no) body can take the inline path.
-    pub fn takes_raw(&self, method: &Method, bodiless: bool) -> bool {
-        !self.h2 && bodiless && (*method == Method::GET || *method == Method::HEAD)
+    /// Whether requests with this method and (no) body are sent from their own task
+    /// ([`UpstreamPool::send_inline`]).
+    pub fn takes_inline(&self, method: &Method, bodiless: bool) -> bool {
+        bodiless && (*method == Method::GET || *method == Method::HEAD)
+    }
+
+    /// Sends a GET or HEAD request without a body (see [`UpstreamPool::takes_inline`])
+    /// from the calling task. `uri` is the origin form for HTTP/1.1, the absolute form
+    /// for HTTP/2. A connection the upstream had closed is replaced once.
+    pub async fn send_inline(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        method: &Method,
+        uri: http::Uri,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, UpstreamError> {
+        if self.h2 {
+            self.send_h2_direct(addr, method, uri, headers).await
+        } else {
+            let target = uri.path_and_query().map_or("/", |p| p.as_str());
+            self.send_raw(addr, method, target, headers).await
+        }
+    }
+
+    async fn send_h2_direct(
+        &self,
+        addr: SocketAddr,
+        method: &Method,
+        uri: http::Uri,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let h2_err = |source| UpstreamError::H2 { addr, source };
+        let cached = self.direct_h2.lock().expect("pool lock").clone();
+        if let Some((_, send)) = cached.filter(|(a, _)| *a == addr) {
+            match h2_direct::exchange(send, method, uri.clone(), headers).await {
+                Err(e) if h2_direct::retryable(&e) => {
+                    tracing::debug!(error = %e, "upstream h2 connection is gone; reconnecting")
+                }
+                done => return done.map_err(h2_err),
+            }
+        }
+        let tcp = Box::pin(self.connect_tcp(addr)).await?;
+        let send = Box::pin(h2_direct::connect(tcp)).await.map_err(h2_err)?;
+        *self.direct_h2.lock().expect("pool lock") = Some((addr, send.clone()));
+        h2_direct::exchange(send, method, uri, headers)
+            .await
+            .map_err(h2_err)
     }
 
     async fn connect_tcp(&self, addr: SocketAddr) -> Result<tokio::net::TcpStream, UpstreamError> {
@@ -162,9 +218,7 @@ impl UpstreamPool {
         }
     }
 
-    /// Sends a GET or HEAD request without a body (see [`UpstreamPool::takes_raw`]) to
-    /// `addr` inline. A reused connection that the upstream had closed is replaced once.
-    pub async fn send_raw(
+    async fn send_raw(
         self: &Arc<Self>,
         addr: SocketAddr,
         method: &Method,
