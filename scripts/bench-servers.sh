@@ -6,8 +6,8 @@
 #
 # Pins each server to core 1 and h2load to core 0 (with a proxy, its backend `sut app`
 # shares core 0 with h2load, identically for every proxy). Prints requests/s and the ratio
-# of sut to its peer, and for proxies also requests per proxy CPU-second (the client core
-# can be the limit with h1, where requests/s then ties):
+# of sut to its peer, and also requests per server CPU-second (the client core can be
+# the limit with h1, where requests/s then ties):
 #   edge:  sut edge vs nginx (1 worker, same 13-byte response)
 #          h1 cleartext, 64 connections; h2 over TLS (ECDSA P-256), 16 connections x 16 streams
 #   proxy: sut proxy vs nginx and HAProxy over the same backend, TLS at the edge,
@@ -110,10 +110,11 @@ group_ticks() {
     awk -v pg="$1" '{ sub(/^.*\) /, ""); if ($3 == pg) s += $12 + $13 } END { print s + 0 }'
 }
 
-# Like `load`, for a proxy: also sets P[key] = requests per CPU-second of the proxy (all its
-# processes), which still compares the proxies when the shared client core is the limit.
+# Like `load`, for the server started last: also sets P[key] = requests per CPU-second of
+# the server (all its processes), which still compares servers when the client core is
+# the limit.
 declare -A P
-proxy_load() { # key url h2load-args...
+server_load() { # key url h2load-args...
   local key=$1; shift
   local pg=${pids[-1]} t0 t1 w0 w1
   t0=$(group_ticks "$pg"); w0=$(date +%s.%N)
@@ -133,11 +134,11 @@ if [ "$ONLY" != proxy ]; then
 echo "== edge: sut edge vs nginx (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s) =="
 for stack in rustls openssl; do
   start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn --tls "$stack" --cert "$work/cert.pem" --key "$work/key.pem"
-  R[edge_h2_$stack]=$(load "https://$addr/plaintext" "${H2[@]}")
+  server_load "edge_h2_$stack" "https://$addr/plaintext" "${H2[@]}"
   stop_all
 done
 start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn
-R[edge_h1]=$(load "http://$addr/plaintext" "${H1[@]}")
+server_load edge_h1 "http://$addr/plaintext" "${H1[@]}"
 stop_all
 
 p_tls=$(free_port); p_clear=$(free_port)
@@ -147,14 +148,20 @@ render servers-under-test/templates/nginx-static.conf "$work/nginx/nginx.conf" \
   chain="$work/cert.pem" key="$work/key.pem"
 start_pinned nginx -c "$work/nginx/nginx.conf" -p "$work/nginx"
 wait_port "$p_tls"
-R[nginx_h1]=$(load "http://127.0.0.1:$p_clear/plaintext" "${H1[@]}")
-R[nginx_h2]=$(load "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}")
+server_load nginx_h1 "http://127.0.0.1:$p_clear/plaintext" "${H1[@]}"
+server_load nginx_h2 "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}"
 stop_all
 
 printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
 printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${R[edge_h1]}" "${R[nginx_h1]}" "$(ratio "${R[edge_h1]}" "${R[nginx_h1]}")"
 printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut rustls)" "${R[edge_h2_rustls]}" "${R[nginx_h2]}" "$(ratio "${R[edge_h2_rustls]}" "${R[nginx_h2]}")"
 printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut openssl)" "${R[edge_h2_openssl]}" "${R[nginx_h2]}" "$(ratio "${R[edge_h2_openssl]}" "${R[nginx_h2]}")"
+echo
+echo "requests per server CPU-second (what each server costs, also where the client core is the limit)"
+printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
+printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${P[edge_h1]}" "${P[nginx_h1]}" "$(ratio "${P[edge_h1]}" "${P[nginx_h1]}")"
+printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut rustls)" "${P[edge_h2_rustls]}" "${P[nginx_h2]}" "$(ratio "${P[edge_h2_rustls]}" "${P[nginx_h2]}")"
+printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut openssl)" "${P[edge_h2_openssl]}" "${P[nginx_h2]}" "$(ratio "${P[edge_h2_openssl]}" "${P[nginx_h2]}")"
 fi
 [ "$ONLY" = edge ] && exit 0
 
@@ -169,11 +176,11 @@ for _ in $(seq 1 500); do [ -s "$out" ] && break; sleep 0.02; done
 backend=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out")
 
 start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend"
-proxy_load sut_p_h1 "https://$addr/plaintext" "${H1[@]}"
-proxy_load sut_p_h2 "https://$addr/plaintext" "${H2[@]}"
+server_load sut_p_h1 "https://$addr/plaintext" "${H1[@]}"
+server_load sut_p_h2 "https://$addr/plaintext" "${H2[@]}"
 stop_all
 start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend" --upstream-proto h2
-proxy_load sut_p_h2h2 "https://$addr/plaintext" "${H2[@]}"
+server_load sut_p_h2h2 "https://$addr/plaintext" "${H2[@]}"
 stop_all
 
 port=$(free_port); mkdir -p "$work/np"; chmod 755 "$work/np"
@@ -184,8 +191,8 @@ render servers-under-test/templates/nginx.conf "$work/np/nginx.conf" dir="$work/
         ssl_protocols TLSv1.2 TLSv1.3;"
 start_pinned nginx -c "$work/np/nginx.conf" -p "$work/np"
 wait_port "$port"
-proxy_load nginx_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
-proxy_load nginx_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
+server_load nginx_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
+server_load nginx_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
 
 port=$(free_port); mkdir -p "$work/hp"
@@ -196,8 +203,8 @@ render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$wor
   tls="    http-request set-header X-Forwarded-Proto https"
 start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
-proxy_load haproxy_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
-proxy_load haproxy_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
+server_load haproxy_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
+server_load haproxy_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
 # Same again with an HTTP/2 (h2c) hop to the backend; nginx 1.22 cannot do that.
 render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$work/hp" workers=1 \
@@ -206,7 +213,7 @@ render servers-under-test/templates/haproxy.cfg "$work/hp/haproxy.cfg" dir="$wor
   tls="    http-request set-header X-Forwarded-Proto https"
 start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
-proxy_load haproxy_p_h2h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
+server_load haproxy_p_h2h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
 kill -TERM -- "-$backend_pid" 2>/dev/null || true
 wait "$backend_pid" 2>/dev/null || true

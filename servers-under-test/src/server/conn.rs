@@ -252,11 +252,17 @@ async fn serve_h1<H, T>(
         let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
         service_fn(move |req| {
             let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
-            async move {
-                Ok::<_, Infallible>(
-                    respond(ctx, req, info, activity, overloaded, allow_h2c_upgrade).await,
-                )
-            }
+            // Boxed: hyper keeps the service future in the connection's state, which is
+            // moved per request; a pointer moves cheaper than several KiB.
+            let responding = Box::pin(respond(
+                ctx,
+                req,
+                info,
+                activity,
+                overloaded,
+                allow_h2c_upgrade,
+            ));
+            async move { Ok::<_, Infallible>(responding.await) }
         })
     };
     let conn = builder
