@@ -152,16 +152,19 @@ server_load nginx_h1 "http://127.0.0.1:$p_clear/plaintext" "${H1[@]}"
 server_load nginx_h2 "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}"
 stop_all
 
-printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
-printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${R[edge_h1]}" "${R[nginx_h1]}" "$(ratio "${R[edge_h1]}" "${R[nginx_h1]}")"
-printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut rustls)" "${R[edge_h2_rustls]}" "${R[nginx_h2]}" "$(ratio "${R[edge_h2_rustls]}" "${R[nginx_h2]}")"
-printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut openssl)" "${R[edge_h2_openssl]}" "${R[nginx_h2]}" "$(ratio "${R[edge_h2_openssl]}" "${R[nginx_h2]}")"
+edge_table() { # R or P (requests/s or requests per server CPU-second)
+  local -n T=$1
+  local stack
+  printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
+  printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${T[edge_h1]}" "${T[nginx_h1]}" "$(ratio "${T[edge_h1]}" "${T[nginx_h1]}")"
+  for stack in rustls openssl; do
+    printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut $stack)" "${T[edge_h2_$stack]}" "${T[nginx_h2]}" "$(ratio "${T[edge_h2_$stack]}" "${T[nginx_h2]}")"
+  done
+}
+edge_table R
 echo
 echo "requests per server CPU-second (what each server costs, also where the client core is the limit)"
-printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
-printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${P[edge_h1]}" "${P[nginx_h1]}" "$(ratio "${P[edge_h1]}" "${P[nginx_h1]}")"
-printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut rustls)" "${P[edge_h2_rustls]}" "${P[nginx_h2]}" "$(ratio "${P[edge_h2_rustls]}" "${P[nginx_h2]}")"
-printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut openssl)" "${P[edge_h2_openssl]}" "${P[nginx_h2]}" "$(ratio "${P[edge_h2_openssl]}" "${P[nginx_h2]}")"
+edge_table P
 fi
 [ "$ONLY" = edge ] && exit 0
 
@@ -220,19 +223,18 @@ wait "$backend_pid" 2>/dev/null || true
 pids_backend=""
 
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
-printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
-for w in h1 h2; do
-  b=$(best "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}")
-  [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
-  printf '%-24s %10s %10s %10s %14s\n' "$label" "${R[sut_p_$w]}" "${R[nginx_p_$w]}" "${R[haproxy_p_$w]}" "$(ratio "${R[sut_p_$w]}" "$b")"
-done
-printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${R[sut_p_h2h2]}" "n/a" "${R[haproxy_p_h2h2]}" "$(ratio "${R[sut_p_h2h2]}" "${R[haproxy_p_h2h2]}")"
+proxy_table() { # R or P (requests/s or requests per proxy CPU-second)
+  local -n T=$1
+  local w b label
+  printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
+  for w in h1 h2; do
+    b=$(best "${T[nginx_p_$w]}" "${T[haproxy_p_$w]}")
+    [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
+    printf '%-24s %10s %10s %10s %14s\n' "$label" "${T[sut_p_$w]}" "${T[nginx_p_$w]}" "${T[haproxy_p_$w]}" "$(ratio "${T[sut_p_$w]}" "$b")"
+  done
+  printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${T[sut_p_h2h2]}" "n/a" "${T[haproxy_p_h2h2]}" "$(ratio "${T[sut_p_h2h2]}" "${T[haproxy_p_h2h2]}")"
+}
+proxy_table R
 echo
 echo "requests per proxy CPU-second (what each proxy costs, also where the client core is the limit)"
-printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
-for w in h1 h2; do
-  b=$(best "${P[nginx_p_$w]}" "${P[haproxy_p_$w]}")
-  [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
-  printf '%-24s %10s %10s %10s %14s\n' "$label" "${P[sut_p_$w]}" "${P[nginx_p_$w]}" "${P[haproxy_p_$w]}" "$(ratio "${P[sut_p_$w]}" "$b")"
-done
-printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${P[sut_p_h2h2]}" "n/a" "${P[haproxy_p_h2h2]}" "$(ratio "${P[sut_p_h2h2]}" "${P[haproxy_p_h2h2]}")"
+proxy_table P

@@ -190,21 +190,22 @@ impl Forwarder {
         for (k, v) in extra {
             headers.insert(k.clone(), v.clone());
         }
-        let sent = if self
-            .pool
-            .takes_inline(&parts.method, incoming.is_end_stream())
-        {
-            let uri = self.upstream_uri(upstream, path_and_query);
-            let sent = self
-                .pool
-                .send_inline(upstream, &parts.method, uri, &parts.headers);
-            tokio::time::timeout(self.opts.response_timeout, sent).await
-        } else {
-            // Boxed: the hot path's future stays small.
-            Box::pin(self.send_hyper(parts, incoming, conn, upstream, path_and_query)).await
-        };
+        let uri = self.upstream_uri(upstream, path_and_query);
         let limit = conn.max_body as usize;
-        match sent {
+        let inline = self
+            .pool
+            .takes_inline(&parts.method, incoming.is_end_stream());
+        let sent = async {
+            if inline {
+                self.pool
+                    .send_inline(upstream, &parts.method, uri, &parts.headers)
+                    .await
+            } else {
+                // Boxed: the hot path's future stays small.
+                Box::pin(self.send_hyper(parts, incoming, limit, upstream, uri)).await
+            }
+        };
+        match tokio::time::timeout(self.opts.response_timeout, sent).await {
             Err(_) => body::text(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
@@ -221,26 +222,26 @@ impl Forwarder {
         }
     }
 
-    /// Sends through a hyper client connection: requests with a body, and HTTP/2.
+    /// Sends through a hyper client connection: requests with a body (at most `limit`
+    /// bytes of it) or with a method other than GET and HEAD.
     async fn send_hyper(
         &self,
         mut parts: http::request::Parts,
         incoming: Incoming,
-        conn: &ConnInfo,
+        limit: usize,
         upstream: SocketAddr,
-        path_and_query: PathAndQuery,
-    ) -> Result<Result<Response<Body>, UpstreamError>, tokio::time::error::Elapsed> {
-        parts.uri = self.upstream_uri(upstream, path_and_query);
+        uri: Uri,
+    ) -> Result<Response<Body>, UpstreamError> {
+        parts.uri = uri;
         parts.version = if self.opts.upstream_h2 {
             Version::HTTP_2
         } else {
             Version::HTTP_11
         };
-        let limit = conn.max_body as usize;
         let body = http_body_util::Limited::new(incoming, limit).boxed_unsync();
-        let upstream_req = Request::from_parts(parts, body);
-        let sent = self.pool.send(upstream, upstream_req);
-        tokio::time::timeout(self.opts.response_timeout, sent).await
+        self.pool
+            .send(upstream, Request::from_parts(parts, body))
+            .await
     }
 }
 

@@ -79,6 +79,26 @@ pub struct UpstreamPool {
 /// Most idle HTTP/1.1 connections kept per worker.
 const MAX_IDLE: usize = 4096;
 
+/// Takes an idle connection to `addr`, dropping those to an earlier upstream (the
+/// module's app restarted on another port).
+fn pop_idle<T>(idle: &Mutex<Vec<(SocketAddr, T)>>, addr: SocketAddr) -> Option<T> {
+    let mut idle = idle.lock().expect("pool lock");
+    while let Some((a, conn)) = idle.pop() {
+        if a == addr {
+            return Some(conn);
+        }
+    }
+    None
+}
+
+/// Keeps an idle connection unless [`MAX_IDLE`] are kept already.
+fn push_idle<T>(idle: &Mutex<Vec<(SocketAddr, T)>>, addr: SocketAddr, conn: T) {
+    let mut idle = idle.lock().expect("pool lock");
+    if idle.len() < MAX_IDLE {
+        idle.push((addr, conn));
+    }
+}
+
 impl UpstreamPool {
     /// A pool speaking HTTP/2 (prior knowledge) when `h2`, else HTTP/1.1.
     pub fn new(h2: bool, connect_timeout: Duration) -> Arc<UpstreamPool> {
@@ -197,25 +217,16 @@ impl UpstreamPool {
             }
             return Ok((sender, false));
         }
-        loop {
-            let popped = self.idle_h1.lock().expect("pool lock").pop();
-            match popped {
-                Some((a, mut send)) if a == addr => {
-                    if send.ready().await.is_ok() {
-                        return Ok((Sender::H1(send), true));
-                    }
-                }
-                Some(_) => {} // an earlier upstream (the module's app restarted): drop it
-                None => return Ok((self.connect(addr).await?, false)),
+        while let Some(mut send) = pop_idle(&self.idle_h1, addr) {
+            if send.ready().await.is_ok() {
+                return Ok((Sender::H1(send), true));
             }
         }
+        Ok((self.connect(addr).await?, false))
     }
 
     fn checkin_raw(&self, addr: SocketAddr, conn: raw::RawConn) {
-        let mut idle = self.idle_raw.lock().expect("pool lock");
-        if idle.len() < MAX_IDLE {
-            idle.push((addr, conn));
-        }
+        push_idle(&self.idle_raw, addr, conn);
     }
 
     async fn send_raw(
@@ -225,14 +236,7 @@ impl UpstreamPool {
         target: &str,
         headers: &HeaderMap,
     ) -> Result<Response<Body>, UpstreamError> {
-        let reused = loop {
-            let popped = self.idle_raw.lock().expect("pool lock").pop();
-            match popped {
-                Some((a, conn)) if a == addr => break Some(conn),
-                Some(_) => {} // an earlier upstream (the module's app restarted): drop it
-                None => break None,
-            }
-        };
+        let reused = pop_idle(&self.idle_raw, addr);
         let raw_err = |source| UpstreamError::Raw { addr, source };
         if let Some(conn) = reused {
             match raw::exchange(conn, method, target, headers, self, addr).await {
@@ -249,9 +253,8 @@ impl UpstreamPool {
     }
 
     fn checkin(&self, addr: SocketAddr, send: http1::SendRequest<Body>) {
-        let mut idle = self.idle_h1.lock().expect("pool lock");
-        if idle.len() < MAX_IDLE && !send.is_closed() {
-            idle.push((addr, send));
+        if !send.is_closed() {
+            push_idle(&self.idle_h1, addr, send);
         }
     }
 

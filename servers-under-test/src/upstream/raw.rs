@@ -215,12 +215,7 @@ pub async fn exchange(
             if head.reusable && conn.buf.is_empty() {
                 pool.checkin_raw(addr, conn);
             }
-            let body = if bytes.is_empty() {
-                body::full(Bytes::new())
-            } else {
-                body::full(bytes)
-            };
-            return Ok(Response::from_parts(parts, body));
+            return Ok(Response::from_parts(parts, body::full(bytes)));
         }
     }
     let body = RawBody {
