@@ -262,12 +262,20 @@ mod tests {
             .unwrap();
         assert!(Path::new(&format!("/proc/{grandchild}")).exists());
         drop(child);
-        // The grandchild was in the group: it is gone or a zombie awaiting init.
-        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        assert!(
-            stat.is_empty() || stat.contains(" Z "),
-            "grandchild alive: {stat}"
-        );
+        // The grandchild was in the group: it is gone, or a zombie awaiting init. The
+        // SIGKILL is sent but a non-child's exit cannot be awaited, so its state is read
+        // until it has died (it may still be running for a moment on another core).
+        let dead = |stat: &str| stat.is_empty() || stat.contains(" Z ");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let stat = loop {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            if dead(&stat) || std::time::Instant::now() > deadline {
+                break stat;
+            }
+            std::thread::yield_now();
+        };
+        assert!(dead(&stat), "grandchild alive after 5 s: {stat}");
     }
 
     #[test]
