@@ -209,17 +209,8 @@ pub async fn run(ctx: Rc<ConnCtx>) {
                 let end = match est {
                     Established::H1(s) => super::h1::drive(s, &ctx).await,
                     Established::H2(s) => {
-                        match super::h2::builder().handshake::<_, bytes::Bytes>(s).await {
-                            Ok((send, conn)) => {
-                                super::h2::drive(send, super::h2::spawn_conn(conn), &ctx).await
-                            }
-                            Err(e) => {
-                                ctx.recorder
-                                    .borrow_mut()
-                                    .connection_error(&super::h2::class(&e));
-                                End::Closed
-                            }
-                        }
+                        let client = crate::h2wire::client::Client::new();
+                        super::h2::drive(s, client, Vec::new(), &ctx).await
                     }
                     Established::H2cUpgrade(tcp) => super::upgrade::drive(tcp, &ctx).await,
                 };

@@ -1,262 +1,223 @@
-//! The HTTP/2 connection driver: one task per connection keeps up to `streams` requests in
-//! flight (rule: one task per connection beats one per stream), with large windows and
-//! capacity released as data is consumed (rule 10).
+//! The HTTP/2 connection driver: one task per connection owns the socket and the
+//! [`Client`] state, keeps up to `streams` requests in flight (rule: one task per
+//! connection beats one per stream), reads once per turn and writes once per turn, and
+//! in closed loop sends new streams in batches (see [`min_batch`]).
+//! Every response in one read shares that read's clock reading.
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use h2::client::{ResponseFuture, SendRequest};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{ConnCtx, Deadline, End};
 use super::source::{Next, Ticket};
+use crate::h2wire::client::{Client, Event, Failure};
+use crate::h2wire::frame::{reason, reason_name};
 use crate::record::Sample;
 
-/// Error class of an h2 error: GOAWAY and RST_STREAM name their code.
-pub fn class(e: &h2::Error) -> String {
-    if let Some(reason) = e.reason() {
-        if e.is_go_away() {
-            return format!("h2_goaway:{reason:?}");
-        }
-        if e.is_reset() {
-            return format!("h2_rst_stream:{reason:?}");
-        }
-        return format!("protocol:{reason:?}");
-    }
-    match e.get_io() {
-        Some(io) => super::conn::io_class(io),
-        None => "protocol:h2".to_string(),
+/// Read buffer: room for several frames of the 16 KiB this client accepts.
+const READ_BUF: usize = 64 * 1024;
+
+/// A request in flight: its ticket and times.
+#[derive(Debug, Clone, Copy)]
+pub struct Inflight {
+    /// Its place in the schedule.
+    pub ticket: Ticket,
+    /// When it was sent.
+    pub sent: Instant,
+    /// When its response head arrived.
+    pub first_byte: Option<Instant>,
+}
+
+/// Error class of a failed stream.
+pub fn class(f: Failure) -> String {
+    match f {
+        Failure::Reset(code) => format!("h2_rst_stream:{}", reason_name(code)),
+        Failure::GoAway(code) => format!("h2_goaway:{}", reason_name(code)),
+        Failure::Malformed(code) => format!("protocol:{}", reason_name(code)),
     }
 }
 
-/// The client builder with the lab's windows.
-pub fn builder() -> h2::client::Builder {
-    let mut b = h2::client::Builder::new();
-    b.initial_window_size(1 << 20)
-        .initial_connection_window_size(16 << 20)
-        .max_frame_size(1 << 14);
-    b
-}
-
-/// In-flight streams in send order, for the timeout: the oldest unfinished one decides.
-/// Ids are consecutive, so a stream's entry is found by subtraction.
-#[derive(Default)]
-struct InOrder {
-    first_id: u64,
-    entries: std::collections::VecDeque<(Instant, Ticket, bool)>,
-}
-
-impl InOrder {
-    /// Records a stream sent at `sent`; returns its id.
-    fn push(&mut self, sent: Instant, ticket: Ticket) -> u64 {
-        self.entries.push_back((sent, ticket, false));
-        self.first_id + self.entries.len() as u64 - 1
-    }
-
-    /// Marks stream `id` finished and drops the finished ones at the front.
-    fn finish(&mut self, id: u64) {
-        let index = id.checked_sub(self.first_id).map(|i| i as usize);
-        if let Some(e) = index.and_then(|i| self.entries.get_mut(i)) {
-            e.2 = true;
-        }
-        while self.entries.front().is_some_and(|e| e.2) {
-            self.entries.pop_front();
-            self.first_id += 1;
-        }
-    }
-
-    /// When the oldest unfinished stream was sent.
-    fn oldest(&self) -> Option<Instant> {
-        self.entries.front().map(|e| e.0)
-    }
-
-    /// Tickets of the unfinished streams, forgetting all.
-    fn drain_unfinished(&mut self) -> Vec<Ticket> {
-        self.first_id += self.entries.len() as u64;
-        self.entries
-            .drain(..)
-            .filter(|e| !e.2)
-            .map(|e| e.1)
-            .collect()
+/// Records what the client's events say about streams, all at time `now`.
+fn record(ctx: &ConnCtx, now: Instant) -> impl FnMut(Event<'_, Inflight>) + '_ {
+    move |event| match event {
+        Event::Head(f, _) => f.first_byte = Some(now),
+        Event::Done(f, status) => ctx.recorder.borrow_mut().ok(
+            Sample {
+                intended: f.ticket.intended,
+                sent: f.sent,
+                first_byte: f.first_byte.unwrap_or(now),
+                done: now,
+                status,
+            },
+            f.ticket.warmup,
+        ),
+        Event::Failed(f, failure) => ctx.recorder.borrow_mut().error(
+            &class(failure),
+            f.ticket.intended,
+            now,
+            f.ticket.warmup,
+        ),
     }
 }
 
-async fn one(
-    id: u64,
-    ticket: Ticket,
-    sent: Instant,
-    resp: ResponseFuture,
-) -> (u64, Ticket, Result<Sample, String>) {
-    let result = async {
-        let resp = resp.await.map_err(|e| class(&e))?;
-        let first_byte = Instant::now();
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| class(&e))?;
-            let _ = body.flow_control().release_capacity(chunk.len());
-        }
-        Ok(Sample {
-            intended: ticket.intended,
-            sent,
-            first_byte,
-            done: Instant::now(),
-            status,
-        })
+/// Records every stream still in flight as failed with `class`.
+fn fail_all(client: &mut Client<Inflight>, ctx: &ConnCtx, class: &str) {
+    let now = Instant::now();
+    let mut recorder = ctx.recorder.borrow_mut();
+    for f in client.drain() {
+        recorder.error(class, f.ticket.intended, now, f.ticket.warmup);
     }
-    .await;
-    (id, ticket, result)
 }
 
-/// Runs the connection's I/O in its own task; the driver aborts it when done.
-pub fn spawn_conn<S>(conn: h2::client::Connection<S, Bytes>) -> tokio::task::JoinHandle<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
-{
-    tokio::task::spawn_local(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "h2 connection ended");
-        }
-    })
+/// The fewest new streams a closed-loop connection sends at once while the rest of its
+/// budget is in flight: a quarter of `streams`. Like Nagle's algorithm, this makes fewer,
+/// fuller writes (and reads, on both sides) while the server is never without work: at
+/// least three quarters of the streams stay in flight. Open loop sends each request on
+/// time, so its batch is 1.
+pub fn min_batch(streams: usize, open_loop: bool) -> usize {
+    if open_loop {
+        1
+    } else {
+        (streams / 4).max(1)
+    }
 }
 
-/// Drives an established HTTP/2 connection (handshake done, I/O task spawned).
-pub async fn drive(
-    mut send: SendRequest<Bytes>,
-    conn_task: tokio::task::JoinHandle<()>,
+/// Opens streams while the source has work, the stream budget allows and the server's
+/// limit permits. Returns false once the source is done.
+fn open_streams(client: &mut Client<Inflight>, ctx: &ConnCtx) -> bool {
+    let free = ctx.streams.saturating_sub(client.live());
+    if free < min_batch(ctx.streams, ctx.source.is_open_loop()) {
+        return true;
+    }
+    let mut batch_time = None;
+    while client.can_open() && client.live() < ctx.streams {
+        let ticket = match ctx.source.next() {
+            Next::Go(t) => t,
+            Next::Wait => return true,
+            Next::Done => return false,
+        };
+        // Closed loop: the ticket was handed out just now, and its time is the send time.
+        let sent = if ctx.source.is_open_loop() {
+            *batch_time.get_or_insert_with(Instant::now)
+        } else {
+            ticket.intended
+        };
+        let req = ctx.pick();
+        client.open(
+            &req.h2_block,
+            &req.body,
+            Inflight {
+                ticket,
+                sent,
+                first_byte: None,
+            },
+        );
+    }
+    true
+}
+
+/// Writes what the client has to say.
+async fn flush<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    client: &mut Client<Inflight>,
+) -> std::io::Result<()> {
+    if client.out().is_empty() {
+        return Ok(());
+    }
+    io.write_all(client.out()).await?;
+    client.out().clear();
+    io.flush().await
+}
+
+/// Drives an HTTP/2 connection: `client` has the preface (and, after an upgrade, stream
+/// 1) ready; `buf` holds bytes already read from `io` (after an upgrade's 101).
+pub async fn drive<S>(
+    mut io: S,
+    mut client: Client<Inflight>,
+    mut buf: Vec<u8>,
     ctx: &ConnCtx,
-) -> End {
-    let mut inflight = FuturesUnordered::new();
-    let mut started = InOrder::default();
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut filled = buf.len();
+    buf.resize(READ_BUF.max(filled * 2), 0);
     let mut deadline = Deadline::new(ctx.timeout);
     let mut done = false;
     let mut reported_limit = false;
-    let mut broken = false;
+    let mut pending_input = filled > 0;
     loop {
-        while !done && !broken && inflight.len() < ctx.streams {
-            let ticket = match ctx.source.next() {
-                Next::Go(t) => t,
-                Next::Wait => break,
-                Next::Done => {
-                    done = true;
-                    break;
+        if pending_input {
+            pending_input = false;
+            let now = Instant::now();
+            match client.receive(&buf[..filled], &mut record(ctx, now)) {
+                Ok(used) => {
+                    buf.copy_within(used..filled, 0);
+                    filled -= used;
                 }
-            };
-            // Respects the server's SETTINGS_MAX_CONCURRENT_STREAMS.
-            match std::future::poll_fn(|cx| send.poll_ready(cx)).await {
-                Ok(()) => {}
                 Err(e) => {
-                    ctx.recorder.borrow_mut().error(
-                        &class(&e),
-                        ticket.intended,
-                        Instant::now(),
-                        ticket.warmup,
+                    tracing::debug!(error = %e, "h2 connection error");
+                    client.abort(e.code);
+                    let _ = flush(&mut io, &mut client).await;
+                    fail_all(
+                        &mut client,
+                        ctx,
+                        &format!("protocol:{}", reason_name(e.code)),
                     );
-                    broken = true;
-                    break;
+                    return End::Closed;
                 }
-            };
+            }
             if !reported_limit {
-                reported_limit = true;
-                ctx.report_max_streams(send.current_max_send_streams() as u64);
+                if let Some(n) = client.peer_max_streams() {
+                    reported_limit = true;
+                    ctx.report_max_streams(u64::from(n));
+                }
             }
-            let req = ctx.pick();
-            let mut request = http::Request::new(());
-            *request.method_mut() = req.method.clone();
-            *request.uri_mut() = req.uri.clone();
-            if !req.headers.is_empty() {
-                *request.headers_mut() = req.headers.clone();
+        }
+        if !done {
+            done = !open_streams(&mut client, ctx);
+        }
+        if let Err(e) = flush(&mut io, &mut client).await {
+            fail_all(&mut client, ctx, &super::conn::io_class(&e));
+            return End::Closed;
+        }
+        if client.live() == 0 {
+            if done {
+                return End::Finished;
             }
-            let sent = Instant::now();
-            let end_of_stream = req.body.is_empty();
-            match send.send_request(request, end_of_stream) {
-                Ok((resp, mut stream)) => {
-                    if !end_of_stream {
-                        let _ = stream.send_data(req.body.clone(), true);
-                    }
-                    let id = started.push(sent, ticket);
-                    inflight.push(one(id, ticket, sent, resp));
+            if client.is_closing() {
+                return End::Closed;
+            }
+        }
+        let can_take_more = !done && client.can_open() && client.live() < ctx.streams;
+        tokio::select! {
+            read = io.read(&mut buf[filled..]) => match read {
+                Ok(0) => {
+                    let class = match client.goaway_code() {
+                        Some(code) => format!("h2_goaway:{}", reason_name(code)),
+                        None => "closed".to_string(),
+                    };
+                    fail_all(&mut client, ctx, &class);
+                    return End::Closed;
+                }
+                Ok(n) => {
+                    filled += n;
+                    pending_input = true;
                 }
                 Err(e) => {
-                    ctx.recorder.borrow_mut().error(
-                        &class(&e),
-                        ticket.intended,
-                        Instant::now(),
-                        ticket.warmup,
-                    );
-                    broken = true;
+                    fail_all(&mut client, ctx, &super::conn::io_class(&e));
+                    return End::Closed;
                 }
-            }
-        }
-        if inflight.is_empty() {
-            if done || broken {
-                break;
-            }
-            ctx.source.notified().await;
-            continue;
-        }
-        let can_take_more = !done && !broken && inflight.len() < ctx.streams;
-        tokio::select! {
-            Some((id, ticket, result)) = inflight.next() => {
-                started.finish(id);
-                match result {
-                    Ok(sample) => ctx.recorder.borrow_mut().ok(sample, ticket.warmup),
-                    Err(class) => {
-                        if class.starts_with("h2_goaway") || class.starts_with("io") {
-                            broken = true;
-                        }
-                        let now = Instant::now();
-                        ctx.recorder.borrow_mut().error(&class, ticket.intended, now, ticket.warmup);
-                    }
-                }
-            }
+            },
             _ = ctx.source.notified(), if can_take_more => {}
-            _ = deadline.expired(|| started.oldest()) => {
+            _ = deadline.expired(|| client.oldest().map(|f| f.sent)) => {
                 // The oldest stream is overdue: every in-flight stream on this connection
                 // is recorded as a timeout and the connection is dropped.
-                let now = Instant::now();
-                for t in started.drain_unfinished() {
-                    ctx.recorder.borrow_mut().error("timeout", t.intended, now, t.warmup);
-                }
-                inflight.clear();
-                broken = true;
+                fail_all(&mut client, ctx, "timeout");
+                client.abort(reason::NO_ERROR);
+                let _ = flush(&mut io, &mut client).await;
+                return End::Closed;
             }
         }
-    }
-    drop(send);
-    conn_task.abort();
-    if broken {
-        End::Closed
-    } else {
-        End::Finished
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn the_oldest_unfinished_stream_decides_whatever_the_finishing_order() {
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let ticket = |ms| Ticket {
-            intended: at(ms),
-            warmup: false,
-        };
-        let mut q = InOrder::default();
-        let ids: Vec<u64> = (0..3).map(|i| q.push(at(i), ticket(i))).collect();
-        assert_eq!(ids, [0, 1, 2]);
-        q.finish(1);
-        assert_eq!(q.oldest(), Some(at(0)), "stream 0 is still out");
-        q.finish(0);
-        assert_eq!(q.oldest(), Some(at(2)), "0 and 1 are done");
-        assert_eq!(q.push(at(3), ticket(3)), 3);
-        let left: Vec<Instant> = q.drain_unfinished().iter().map(|t| t.intended).collect();
-        assert_eq!(left, [at(2), at(3)]);
-        assert_eq!(q.oldest(), None);
-        assert_eq!(q.push(at(4), ticket(4)), 4, "ids go on after a drain");
     }
 }

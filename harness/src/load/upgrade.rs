@@ -1,7 +1,9 @@
-//! Cleartext HTTP/2 by HTTP/1.1 Upgrade, client side (the h2 crate has no such mode).
+//! Cleartext HTTP/2 by HTTP/1.1 Upgrade, client side.
 //!
 //! The first request goes out as HTTP/1.1 with `Upgrade: h2c`; after `101`, its response
-//! arrives on stream 1 of the HTTP/2 connection. To let the h2 client own stream 1, the
+//! arrives on stream 1 of the HTTP/2 connection. The load driver starts its own client
+//! with stream 1 open. The probe uses the h2 crate, which has no such mode: to let the h2
+//! client own stream 1, the
 //! same request is submitted to it as its first stream and that HEADERS frame is dropped
 //! on the wire (the server already has the request). The dropped block changes no HPACK
 //! state: `:method GET` and `:scheme http` are static-table entries, `:path` is never
@@ -17,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::conn::{ConnCtx, End};
+use super::h2::Inflight;
 use super::source::Next;
-use crate::record::Sample;
+use crate::h2wire::client::Client;
 
 const PREFACE_LEN: usize = 24;
 
@@ -203,22 +206,34 @@ impl AsyncWrite for UpgradedIo {
     }
 }
 
-/// Sends `GET path` with `Upgrade: h2c` and, on 101, hands stream 1 to an h2 client.
-pub async fn upgrade(mut tcp: TcpStream, authority: &str, path: &str) -> Result<Upgrade, String> {
+/// Sends `GET path` with `Upgrade: h2c`; on 101, `Ok(Ok(bytes read past the 101))`.
+pub async fn switch(
+    tcp: &mut TcpStream,
+    authority: &str,
+    path: &str,
+) -> Result<Result<BytesMut, u16>, String> {
     let head = format!(
         "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: \r\n\r\n"
     );
     tcp.write_all(head.as_bytes())
         .await
         .map_err(|e| super::conn::io_class(&e))?;
-    let leftover = match read_101(&mut tcp).await? {
+    read_101(tcp).await
+}
+
+/// Sends `GET path` with `Upgrade: h2c` and, on 101, hands stream 1 to an h2 client (for
+/// the probe, which reads the response's headers).
+pub async fn upgrade(mut tcp: TcpStream, authority: &str, path: &str) -> Result<Upgrade, String> {
+    let leftover = match switch(&mut tcp, authority, path).await? {
         Ok(rest) => rest,
         Err(status) => return Ok(Upgrade::Declined(status)),
     };
-    let (mut send, conn) = super::h2::builder()
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(1 << 20);
+    let (mut send, conn) = builder
         .handshake::<_, bytes::Bytes>(UpgradedIo(Upgraded::new(tcp, leftover)))
         .await
-        .map_err(|e| super::h2::class(&e))?;
+        .map_err(|e| h2_class(&e))?;
     // Stream 1: the request already sent as HTTP/1.1.
     let stream1 = http::Request::builder()
         .method(http::Method::GET)
@@ -226,9 +241,7 @@ pub async fn upgrade(mut tcp: TcpStream, authority: &str, path: &str) -> Result<
         .version(http::Version::HTTP_11)
         .body(())
         .expect("valid request");
-    let (response, _) = send
-        .send_request(stream1, true)
-        .map_err(|e| super::h2::class(&e))?;
+    let (response, _) = send.send_request(stream1, true).map_err(|e| h2_class(&e))?;
     Ok(Upgrade::Switched {
         send,
         conn: Box::new(conn),
@@ -236,8 +249,25 @@ pub async fn upgrade(mut tcp: TcpStream, authority: &str, path: &str) -> Result<
     })
 }
 
+/// Error class of an h2 crate error: GOAWAY and RST_STREAM name their code.
+pub fn h2_class(e: &h2::Error) -> String {
+    if let Some(reason) = e.reason() {
+        if e.is_go_away() {
+            return format!("h2_goaway:{reason:?}");
+        }
+        if e.is_reset() {
+            return format!("h2_rst_stream:{reason:?}");
+        }
+        return format!("protocol:{reason:?}");
+    }
+    match e.get_io() {
+        Some(io) => super::conn::io_class(io),
+        None => "protocol:h2".to_string(),
+    }
+}
+
 /// Upgrades `tcp` with the first request, then drives it as HTTP/2.
-pub async fn drive(tcp: TcpStream, ctx: &ConnCtx) -> End {
+pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
     let ticket = loop {
         match ctx.source.next() {
             Next::Go(t) => break t,
@@ -245,13 +275,7 @@ pub async fn drive(tcp: TcpStream, ctx: &ConnCtx) -> End {
             Next::Wait => ctx.source.notified().await,
         }
     };
-    let req = ctx.pick().clone();
-    let path = req
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+    let path = ctx.pick().path.clone();
     let sent = Instant::now();
     let fail = |class: &str| {
         ctx.recorder
@@ -259,48 +283,21 @@ pub async fn drive(tcp: TcpStream, ctx: &ConnCtx) -> End {
             .error(class, ticket.intended, Instant::now(), ticket.warmup);
         End::Closed
     };
-    let (send, conn, response) =
-        match tokio::time::timeout(ctx.timeout, upgrade(tcp, &ctx.cfg.authority, &path)).await {
-            Ok(Ok(Upgrade::Switched {
-                send,
-                conn,
-                response,
-            })) => (send, conn, response),
-            Ok(Ok(Upgrade::Declined(_))) => return fail("h2c_upgrade_declined"),
-            Ok(Err(class)) => return fail(&class),
-            Err(_) => return fail("timeout"),
-        };
-    let conn_task = super::h2::spawn_conn(*conn);
-    let first = async {
-        let resp = response.await.map_err(|e| super::h2::class(&e))?;
-        let first_byte = Instant::now();
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| super::h2::class(&e))?;
-            let _ = body.flow_control().release_capacity(chunk.len());
-        }
-        Ok::<_, String>((status, first_byte))
+    let leftover = match tokio::time::timeout(
+        ctx.timeout,
+        switch(&mut tcp, &ctx.cfg.authority, &path),
+    )
+    .await
+    {
+        Ok(Ok(Ok(rest))) => rest,
+        Ok(Ok(Err(_))) => return fail("h2c_upgrade_declined"),
+        Ok(Err(class)) => return fail(&class),
+        Err(_) => return fail("timeout"),
     };
-    match tokio::time::timeout(ctx.timeout, first).await {
-        Ok(Ok((status, first_byte))) => ctx.recorder.borrow_mut().ok(
-            Sample {
-                intended: ticket.intended,
-                sent,
-                first_byte,
-                done: Instant::now(),
-                status,
-            },
-            ticket.warmup,
-        ),
-        Ok(Err(class)) => {
-            conn_task.abort();
-            return fail(&class);
-        }
-        Err(_) => {
-            conn_task.abort();
-            return fail("timeout");
-        }
-    }
-    super::h2::drive(send, conn_task, ctx).await
+    let first = Inflight {
+        ticket,
+        sent,
+        first_byte: None,
+    };
+    super::h2::drive(tcp, Client::upgraded(first), leftover.to_vec(), ctx).await
 }

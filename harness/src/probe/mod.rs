@@ -329,7 +329,9 @@ async fn h2_exchange<S>(spec: &ProbeSpec, io: S, report: &mut ProbeReport)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handshake = crate::load::h2::builder().handshake::<_, Bytes>(io);
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .handshake::<_, Bytes>(io);
     let (mut send, conn) = match tokio::time::timeout(spec.timeout, handshake).await {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return report.fail(classify::h2(&e), e.to_string()),
