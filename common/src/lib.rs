@@ -3,6 +3,7 @@
 //! (the `sut` binary and real nginx / Apache / HAProxy) with a readiness signal.
 
 pub mod appendix_a;
+pub mod hpack;
 pub mod launch;
 pub mod pki;
 pub mod process;

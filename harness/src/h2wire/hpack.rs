@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 
+use h2lab_common::hpack::put_integer;
+
 /// Why a header block could not be decoded (a COMPRESSION_ERROR on the connection).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("HPACK: {0}")]
@@ -288,22 +290,6 @@ fn integer(block: &mut &[u8], n: u8) -> Result<usize, DecodeError> {
     }
     *block = rest;
     Ok(value)
-}
-
-/// Appends an HPACK integer with an `n`-bit prefix; `flags` fill the first byte's high bits.
-fn put_integer(out: &mut Vec<u8>, flags: u8, n: u8, mut value: usize) {
-    let max = (1usize << n) - 1;
-    if value < max {
-        out.push(flags | value as u8);
-        return;
-    }
-    out.push(flags | max as u8);
-    value -= max;
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 /// Appends a field as "literal without indexing" (RFC 7541 §6.2.2), with the name from

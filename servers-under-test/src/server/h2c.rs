@@ -14,6 +14,8 @@ use std::task::{ready, Context, Poll};
 use http::{header, Request};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use h2lab_common::hpack::put_integer;
+
 use super::io::H2_PREFACE;
 
 /// Largest header block we replay (the default SETTINGS_MAX_FRAME_SIZE).
@@ -38,26 +40,11 @@ pub fn wants_upgrade<B>(req: &Request<B>) -> bool {
             .is_none_or(|v| v.as_bytes() == b"0")
 }
 
-fn hpack_int(out: &mut Vec<u8>, first: u8, prefix_bits: u8, mut value: usize) {
-    let max = (1usize << prefix_bits) - 1;
-    if value < max {
-        out.push(first | value as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    value -= max;
-    while value >= 128 {
-        out.push((value % 128 + 128) as u8);
-        value /= 128;
-    }
-    out.push(value as u8);
-}
-
 fn hpack_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.push(0x00); // literal header field without indexing, new name
-    hpack_int(out, 0x00, 7, name.len());
+    put_integer(out, 0x00, 7, name.len());
     out.extend_from_slice(name);
-    hpack_int(out, 0x00, 7, value.len());
+    put_integer(out, 0x00, 7, value.len());
     out.extend_from_slice(value);
 }
 
@@ -222,16 +209,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for InjectAfterSettings<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hpack_integers_follow_rfc7541_examples() {
-        let mut out = Vec::new();
-        hpack_int(&mut out, 0, 5, 10);
-        assert_eq!(out, [10]);
-        out.clear();
-        hpack_int(&mut out, 0, 5, 1337);
-        assert_eq!(out, [31, 154, 10]);
-    }
 
     #[test]
     fn upgrade_request_becomes_stream_1_headers_that_h2_decodes() {
