@@ -85,6 +85,7 @@ fn encode_requests(c: &mut Criterion) {
         tls: None,
         connections: 1,
         streams: 1,
+        batch: 1,
         threads: 1,
         duration: None,
         warmup: Duration::ZERO,

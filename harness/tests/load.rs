@@ -201,6 +201,13 @@ fn every_protocol_completes_against_the_servers_under_test() {
         assert_eq!(r.json["status"]["200"], 400, "{proto}");
         assert_eq!(r.json["negotiated"]["protocol"], expected, "{proto}");
     }
+    // Bodies past the 1 MiB stream window and the read buffer, in 16 KiB frames.
+    let big = format!("http://{}/bytes/3000000", s.addr);
+    for proto in ["h1", "h2c"] {
+        let r = h2lab(&[&big, "--proto", proto, "-c", "2", "-m", "4", "-n", "12"]);
+        assert_eq!(r.code, 0, "{proto}: {}", r.stderr);
+        assert_eq!(r.json["status"]["200"], 12, "{proto}: {}", r.json["errors"]);
+    }
     for stack in ["rustls", "openssl"] {
         let t = sut_tls(stack, &[]);
         let url = format!("https://localhost:{}/plaintext", t.server.addr.port());
@@ -336,6 +343,11 @@ fn bad_flags_exit_2_and_an_unreachable_server_exits_1() {
     let r = h2lab(&["http://127.0.0.1:1/", "--proto", "h2"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--proto h2"), "{}", r.stderr);
+    for bad in [["-m", "4", "--batch", "5"], ["-m", "4", "--batch", "0"]] {
+        let r = h2lab(&["http://127.0.0.1:1/", bad[0], bad[1], bad[2], bad[3]]);
+        assert_eq!(r.code, 2);
+        assert!(r.stderr.contains("--batch"), "{}", r.stderr);
+    }
     let port = launch::free_loopback_port().unwrap().to_string();
     let r = h2lab(&[&format!("http://127.0.0.1:{port}/"), "-c", "2", "-d", "5s"]);
     assert_eq!(r.code, 1, "{}", r.stdout);

@@ -28,6 +28,10 @@ pub struct LoadArgs {
     /// Concurrent HTTP/2 streams per connection.
     #[arg(short = 'm', long, default_value_t = 1, value_name = "N")]
     pub streams: usize,
+    /// HTTP/2 closed loop: send new streams in groups of at least N while the others are
+    /// in flight (default: half of -m; 1 = each as soon as another completes).
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
     /// Measured duration, e.g. 10s or 1m (default 10s unless -n is given).
     #[arg(short = 'd', long, value_parser = duration, value_name = "DUR")]
     pub duration: Option<Duration>,
@@ -159,6 +163,12 @@ impl LoadArgs {
         if self.streams == 0 {
             return Err(UsageError("-m/--streams must be at least 1".into()));
         }
+        if let Some(b) = self.batch.filter(|&b| b == 0 || b > self.streams) {
+            return Err(UsageError(format!(
+                "--batch {b}: must be between 1 and -m/--streams ({})",
+                self.streams
+            )));
+        }
         if let Some(r) = self.rate {
             if !(r.is_finite() && r > 0.0) {
                 return Err(UsageError(format!(
@@ -233,6 +243,9 @@ impl LoadArgs {
             tls,
             connections: self.connections,
             streams: self.streams,
+            batch: self
+                .batch
+                .unwrap_or_else(|| crate::model::config::default_batch(self.streams)),
             threads: threads.min(self.connections),
             duration: match (self.duration, self.requests) {
                 (None, None) => Some(Duration::from_secs(10)),

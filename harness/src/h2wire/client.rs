@@ -103,7 +103,7 @@ impl<T> Client<T> {
     /// A connection whose preface, SETTINGS and connection window are ready in
     /// [`Client::out`].
     pub fn new() -> Self {
-        let mut out = Vec::with_capacity(16 * 1024);
+        let mut out = Vec::with_capacity(256);
         out.extend_from_slice(frame::PREFACE);
         frame::put_settings(
             &mut out,

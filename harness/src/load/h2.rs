@@ -1,7 +1,7 @@
 //! The HTTP/2 connection driver: one task per connection owns the socket and the
 //! [`Client`] state, keeps up to `streams` requests in flight (rule: one task per
 //! connection beats one per stream), reads once per turn and writes once per turn, and
-//! in closed loop sends new streams in batches (see [`min_batch`]).
+//! in closed loop sends new streams in batches (`--batch`).
 //! Every response in one read shares that read's clock reading.
 
 use std::time::Instant;
@@ -14,8 +14,11 @@ use crate::h2wire::client::{Client, Event, Failure};
 use crate::h2wire::frame::{reason, reason_name};
 use crate::record::Sample;
 
-/// Read buffer: room for several frames of the 16 KiB this client accepts.
-const READ_BUF: usize = 64 * 1024;
+/// Read buffer per connection: small, since 10,000 connections each hold one; it
+/// doubles (up to [`READ_BUF_MAX`]) while a partial frame fills it.
+const READ_BUF: usize = 8 * 1024;
+/// Room for the largest frame this client accepts (16 KiB + 9) and more.
+const READ_BUF_MAX: usize = 64 * 1024;
 
 /// A request in flight: its ticket and times.
 #[derive(Debug, Clone, Copy)]
@@ -69,16 +72,14 @@ fn fail_all(client: &mut Client<Inflight>, ctx: &ConnCtx, class: &str) {
     }
 }
 
-/// The fewest new streams a closed-loop connection sends at once while the rest of its
-/// budget is in flight: a quarter of `streams`. Like Nagle's algorithm, this makes fewer,
-/// fuller writes (and reads, on both sides) while the server is never without work: at
-/// least three quarters of the streams stay in flight. Open loop sends each request on
-/// time, so its batch is 1.
-pub fn min_batch(streams: usize, open_loop: bool) -> usize {
-    if open_loop {
+/// The fewest new streams a connection sends at once while the rest of its budget is in
+/// flight: `--batch` in closed loop (see [`crate::model::config::default_batch`]). Open
+/// loop sends each request on time, so its batch is 1.
+fn min_batch(ctx: &ConnCtx) -> usize {
+    if ctx.source.is_open_loop() {
         1
     } else {
-        (streams / 4).max(1)
+        ctx.cfg.batch.clamp(1, ctx.streams)
     }
 }
 
@@ -86,7 +87,7 @@ pub fn min_batch(streams: usize, open_loop: bool) -> usize {
 /// limit permits. Returns false once the source is done.
 fn open_streams(client: &mut Client<Inflight>, ctx: &ConnCtx) -> bool {
     let free = ctx.streams.saturating_sub(client.live());
-    if free < min_batch(ctx.streams, ctx.source.is_open_loop()) {
+    if free < min_batch(ctx) {
         return true;
     }
     let mut batch_time = None;
@@ -154,6 +155,9 @@ where
                 Ok(used) => {
                     buf.copy_within(used..filled, 0);
                     filled -= used;
+                    if filled == buf.len() && buf.len() < READ_BUF_MAX {
+                        buf.resize(buf.len() * 2, 0);
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "h2 connection error");

@@ -164,6 +164,7 @@ pub fn load_config(
         }),
         connections: cell.load.connections,
         streams: cell.load.streams,
+        batch: crate::model::config::default_batch(cell.load.streams),
         threads,
         duration: Some(plan.duration),
         warmup: plan.warmup,
