@@ -37,12 +37,14 @@ impl From<io::Error> for H1Error {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Head {
     status: u16,
     body: BodyLen,
     close: bool,
 }
 
+#[derive(Clone, Copy)]
 enum BodyLen {
     None,
     Length(u64),
@@ -112,6 +114,35 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, H
             close,
         },
     )))
+}
+
+/// The last response head a connection parsed, kept as bytes. Servers repeat their head
+/// byte for byte until the Date changes (once a second), and the same bytes mean the
+/// same thing: one comparison instead of a parse.
+#[derive(Default)]
+struct HeadCache {
+    bytes: Vec<u8>,
+    parsed: Option<(Head, bool)>,
+}
+
+impl HeadCache {
+    /// [`parse_head`], answered from the cache when `buf` starts with the cached head.
+    fn parse(&mut self, buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, H1Error> {
+        if let Some((head, for_head)) = self.parsed {
+            // The cached bytes end at their first blank line: a buffer starting with them
+            // holds exactly that head.
+            if for_head == head_request && buf.starts_with(&self.bytes) {
+                return Ok(Some((self.bytes.len(), head)));
+            }
+        }
+        let parsed = parse_head(buf, head_request)?;
+        if let Some((n, head)) = parsed {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&buf[..n]);
+            self.parsed = Some((head, head_request));
+        }
+        Ok(parsed)
+    }
 }
 
 async fn fill<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Result<(), H1Error> {
@@ -193,13 +224,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     req: &[u8],
     head_request: bool,
     buf: &mut BytesMut,
+    heads: &mut HeadCache,
 ) -> Result<Exchanged, H1Error> {
     s.write_all(req).await?;
     let mut first_byte = None;
     let (n, head) = loop {
         if !buf.is_empty() {
             first_byte.get_or_insert_with(Instant::now);
-            if let Some(parsed) = parse_head(buf, head_request)? {
+            if let Some(parsed) = heads.parse(buf, head_request)? {
                 match parsed.1.status {
                     101 => return Err(H1Error::Parse("unexpected_101".into())),
                     // Informational (100, 103): the final response follows.
@@ -250,6 +282,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -> End {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut deadline = Deadline::new(ctx.timeout);
+    let mut heads = HeadCache::default();
     loop {
         let ticket = loop {
             match ctx.source.next() {
@@ -267,7 +300,7 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
         };
         let result = tokio::select! {
             biased;
-            r = exchange(&mut s, &req.h1, req.head, &mut buf) => Ok(r),
+            r = exchange(&mut s, &req.h1, req.head, &mut buf, &mut heads) => Ok(r),
             _ = deadline.expired(|| Some(sent)) => Err(()),
         };
         match result {
@@ -319,24 +352,59 @@ HTTP/1.0 200 OK\r\n\r\nuntil close";
         server.write_all(responses).await.unwrap();
         drop(server);
         let mut buf = BytesMut::new();
+        let mut heads = HeadCache::default();
         let mut sink = Vec::new();
         let mut rw = tokio::io::join(&mut client, &mut sink);
         const GET: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
-        let x = exchange(&mut rw, GET, false, &mut buf).await.unwrap();
+        let x = exchange(&mut rw, GET, false, &mut buf, &mut heads)
+            .await
+            .unwrap();
         assert_eq!(x.status, 200, "the 103 before it is informational");
         assert_eq!(x.done, x.first_byte, "the whole response came in one read");
         assert_eq!(
-            exchange(&mut rw, GET, false, &mut buf)
+            exchange(&mut rw, GET, false, &mut buf, &mut heads)
                 .await
                 .unwrap()
                 .status,
             201
         );
-        let x = exchange(&mut rw, GET, false, &mut buf).await.unwrap();
+        let x = exchange(&mut rw, GET, false, &mut buf, &mut heads)
+            .await
+            .unwrap();
         assert_eq!((x.status, x.keep_alive), (204, true));
-        let x = exchange(&mut rw, GET, false, &mut buf).await.unwrap();
+        let x = exchange(&mut rw, GET, false, &mut buf, &mut heads)
+            .await
+            .unwrap();
         assert_eq!((x.status, x.keep_alive), (200, false));
         assert!(x.done >= x.first_byte);
+    }
+
+    #[test]
+    fn a_repeated_head_is_recognised_and_a_changed_one_parsed() {
+        let mut heads = HeadCache::default();
+        let a = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let b = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+        let parse = |h: &mut HeadCache, buf: &[u8], head_req| {
+            let (n, head) = h.parse(buf, head_req).unwrap().unwrap();
+            (n, head.close, matches!(head.body, BodyLen::None))
+        };
+        assert_eq!(parse(&mut heads, a, false), (38, false, false));
+        assert_eq!(
+            parse(&mut heads, a, false),
+            (38, false, false),
+            "from the cache"
+        );
+        assert_eq!(
+            parse(&mut heads, a, true),
+            (38, false, true),
+            "HEAD: no body"
+        );
+        assert_eq!(
+            parse(&mut heads, b, false),
+            (57, true, false),
+            "a longer head"
+        );
+        assert_eq!(heads.parse(&b[..20], false).unwrap().map(|x| x.0), None);
     }
 
     #[test]
