@@ -1,6 +1,7 @@
 //! The load engine's hot path in isolation: recording one answered request (four
 //! histogram increments and a status count), merging 64 worker intervals, encoding the
-//! prepared requests. Run with `cargo bench -p h2lab --bench hot_path`.
+//! prepared requests, and the HTTP/2 client taking in 16 responses as nginx frames them.
+//! Run with `cargo bench -p h2lab --bench hot_path`.
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -102,8 +103,62 @@ fn encode_requests(c: &mut Criterion) {
     });
 }
 
+/// 16 responses on streams 1..31 shaped like nginx 1.22's: HEADERS (:status 200
+/// indexed; server, date, content-type and content-length as literals with incremental
+/// indexing, so the dynamic table fills and evicts) and one DATA frame with END_STREAM.
+fn nginx_responses() -> Vec<u8> {
+    let mut block = vec![0x88];
+    for (index, value) in [
+        (0x76u8, &b"nginx"[..]),
+        (0x61, b"Thu, 26 Nov 2026 06:00:00 GMT"),
+        (0x5f, b"text/plain"),
+        (0x5c, b"13"),
+    ] {
+        block.extend_from_slice(&[index, value.len() as u8]);
+        block.extend_from_slice(value);
+    }
+    let block = &block[..];
+    let mut wire = Vec::new();
+    for id in (1u32..32).step_by(2) {
+        h2lab::h2wire::frame::put_head(&mut wire, block.len(), 1, 0x4, id);
+        wire.extend_from_slice(block);
+        h2lab::h2wire::frame::put_head(&mut wire, 13, 0, 0x1, id);
+        wire.extend_from_slice(b"Hello, World!");
+    }
+    wire
+}
+
+fn h2_client_receive(c: &mut Criterion) {
+    use h2lab::h2wire::client::{Client, Event};
+    let wire = nginx_responses();
+    let get = [0x82u8, 0x86, 0x84];
+    let body = bytes::Bytes::new();
+    c.bench_function("h2 client: send 16 requests, take in 16 responses", |b| {
+        b.iter_batched(
+            Client::<u32>::new,
+            |mut client| {
+                for i in 0..16 {
+                    client.open(&get, &body, i);
+                }
+                let mut done = 0;
+                let used = client
+                    .receive(black_box(&wire), &mut |e| {
+                        if let Event::Done(..) = e {
+                            done += 1;
+                        }
+                    })
+                    .unwrap();
+                assert_eq!((used, done), (wire.len(), 16));
+                client
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
 criterion_group!(
     benches,
+    h2_client_receive,
     record_one_sample,
     merge_64_intervals,
     encode_requests
