@@ -118,7 +118,8 @@ fn nginx_responses() -> Vec<u8> {
         block.extend_from_slice(value);
     }
     let block = &block[..];
-    let mut wire = Vec::new();
+    // The server's preface: an empty SETTINGS frame.
+    let mut wire = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
     for id in (1u32..32).step_by(2) {
         h2lab::h2wire::frame::put_head(&mut wire, block.len(), 1, 0x4, id);
         wire.extend_from_slice(block);

@@ -453,3 +453,36 @@ fn summary_is_printed_for_humans() {
     );
     let _ = r.dir;
 }
+
+#[test]
+fn h2c_against_a_server_that_answers_http1_is_an_error_class() {
+    // A server that speaks only HTTP/1.1 answers the HTTP/2 preface with a 400.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let r = h2lab(&[
+        &format!("http://{addr}/"),
+        "--proto",
+        "h2c",
+        "-c",
+        "1",
+        "-n",
+        "3",
+    ]);
+    assert_eq!(r.code, 1, "every request failed: {}", r.stdout);
+    assert_eq!(
+        r.json["errors"]["protocol:http1_reply"], 3,
+        "{}",
+        r.json["errors"]
+    );
+}

@@ -55,6 +55,10 @@ pub struct ConnectionError {
     pub what: &'static str,
 }
 
+/// What [`ConnectionError::what`] says when the server answered the preface with
+/// HTTP/1.x: it does not speak HTTP/2 on this port.
+pub const HTTP1_REPLY: &str = "HTTP/1.x reply to the HTTP/2 preface";
+
 fn fatal(code: u32, what: &'static str) -> ConnectionError {
     ConnectionError { code, what }
 }
@@ -237,7 +241,16 @@ impl<T> Client<T> {
         on: &mut impl FnMut(Event<'_, T>),
     ) -> Result<usize, ConnectionError> {
         let mut used = 0;
+        if !self.settings_seen && input.starts_with(b"HTTP/1.") {
+            return Err(fatal(reason::PROTOCOL_ERROR, HTTP1_REPLY));
+        }
         while let Some(head) = Head::parse(&input[used..]) {
+            if !self.settings_seen && head.kind != kind::SETTINGS {
+                return Err(fatal(
+                    reason::PROTOCOL_ERROR,
+                    "server preface is not SETTINGS",
+                ));
+            }
             if head.len > MAX_FRAME {
                 return Err(fatal(reason::FRAME_SIZE_ERROR, "frame above 16 KiB"));
             }
@@ -612,12 +625,25 @@ mod tests {
         out
     }
 
-    /// A client with one GET in flight on stream 1 and its output cleared.
+    /// A client that has the server's SETTINGS, with one GET in flight on stream 1 and
+    /// its output cleared.
     fn one_stream() -> Client<&'static str> {
         let mut c = Client::new();
+        c.receive(&frame(kind::SETTINGS, 0, 0, &[]), &mut |_| {})
+            .unwrap();
         c.open(&[0x82, 0x86, 0x84], &Bytes::new(), "one");
         c.out().clear();
         c
+    }
+
+    #[test]
+    fn a_server_that_does_not_speak_http2_is_told_apart() {
+        let mut c: Client<&'static str> = Client::new();
+        let e = c.receive(b"HTTP/1.1 400 Bad Request\r\n\r\n", &mut |_| {});
+        assert_eq!(e.map_err(|e| e.what), Err(HTTP1_REPLY));
+        let mut c: Client<&'static str> = Client::new();
+        let e = c.receive(&frame(kind::PING, 0, 0, b"12345678"), &mut |_| {});
+        assert_eq!(e.map_err(|e| e.code), Err(reason::PROTOCOL_ERROR));
     }
 
     fn collect(
@@ -714,6 +740,8 @@ mod tests {
     fn an_upgraded_connection_answers_stream_one_and_goes_on_at_three() {
         let mut c: Client<&'static str> = Client::upgraded("first");
         assert!(c.out().starts_with(frame::PREFACE));
+        c.receive(&frame(kind::SETTINGS, 0, 0, &[]), &mut |_| {})
+            .unwrap();
         c.out().clear();
         assert_eq!(c.open(&[0x82], &Bytes::new(), "second"), 3);
         let mut wire = frame(

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{ConnCtx, Deadline, End};
 use super::source::{Next, Ticket};
-use crate::h2wire::client::{Client, Event, Failure};
+use crate::h2wire::client::{Client, Event, Failure, HTTP1_REPLY};
 use crate::h2wire::frame::{reason, reason_name};
 use crate::record::Sample;
 
@@ -163,11 +163,12 @@ where
                     tracing::debug!(error = %e, "h2 connection error");
                     client.abort(e.code);
                     let _ = flush(&mut io, &mut client).await;
-                    fail_all(
-                        &mut client,
-                        ctx,
-                        &format!("protocol:{}", reason_name(e.code)),
-                    );
+                    let class = if e.what == HTTP1_REPLY {
+                        "protocol:http1_reply".to_string()
+                    } else {
+                        format!("protocol:{}", reason_name(e.code))
+                    };
+                    fail_all(&mut client, ctx, &class);
                     return End::Closed;
                 }
             }
