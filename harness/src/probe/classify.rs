@@ -111,5 +111,5 @@ pub fn h2(e: &h2::Error) -> FailureClass {
     if e.reason() == Some(h2::Reason::INADEQUATE_SECURITY) {
         return FailureClass::InadequateSecurity;
     }
-    FailureClass::Http(crate::load::upgrade::h2_class(e))
+    FailureClass::Http(super::h2c_upgrade::h2_class(e))
 }

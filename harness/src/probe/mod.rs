@@ -3,6 +3,7 @@
 //! under test's `/info`), or the precise reason it failed.
 
 pub mod classify;
+pub mod h2c_upgrade;
 pub mod render;
 
 use std::net::SocketAddr;
@@ -14,10 +15,10 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::load::upgrade::{self, Upgrade};
 use crate::model::{Proto, TlsClientConfig};
 use crate::tls::{ClientTls, Stream, TlsConfigError};
 pub use classify::FailureClass;
+use h2c_upgrade::Upgrade;
 
 /// Schema of `--json` output.
 pub const SCHEMA: &str = "h2lab.probe/v1";
@@ -253,7 +254,7 @@ async fn cleartext(spec: &ProbeSpec, tcp: TcpStream, report: &mut ProbeReport) {
             }
         }
         Proto::H2cUpgrade => {
-            let up = upgrade::upgrade(tcp, &spec.authority, &spec.path);
+            let up = h2c_upgrade::upgrade(tcp, &spec.authority, &spec.path);
             match tokio::time::timeout(spec.timeout, up).await {
                 Err(_) => report.fail(FailureClass::Timeout("response"), "Upgrade: h2c"),
                 Ok(Err(class)) => report.fail(FailureClass::Http(class.clone()), class),
