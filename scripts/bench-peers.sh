@@ -8,8 +8,9 @@
 # h2lab) is pinned to core 0 with one thread and the same connections, streams and
 # duration. For each workload it prints requests per generator CPU-second (user + sys of
 # the generator process) and the ratio h2lab / peer. Workloads: h1 64 connections; h2c
-# 16 x 16 streams; h2 over TLS 16 x 16 (ECDSA P-256). Then the open loop: h2lab -r 50000
-# for 10 s, achieved vs target.
+# 16 x 16 streams; h2 over TLS 16 x 16 (ECDSA P-256). h1 runs on h2lab's io_uring engine
+# where the kernel allows it, and again with --io epoll. Then the open loop: h2lab
+# -r 50000 for 10 s, achieved vs target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
@@ -83,6 +84,10 @@ read -r n_h2l c_h2l < <(measure h2load-h1 h2load h2load --h1 -t1 -c64 -D "$DURAT
 read -r n_me c_me < <(measure h2lab-h1 h2lab "$H2LAB" load -q --threads 1 -c64 -d "$D" "http://127.0.0.1:$p_clear/plaintext")
 mine=$(per_cpu "$n_me" "$c_me")
 report "h1 64 conns" "$mine" h2lab "$n_me" "$c_me" wrk "$n_wrk" "$c_wrk" h2load "$n_h2l" "$c_h2l"
+# The same load on h2lab's epoll engine (what runs where io_uring is not allowed).
+read -r n_ep c_ep < <(measure h2lab-h1-epoll h2lab "$H2LAB" load -q --threads 1 -c64 --io epoll -d "$D" "http://127.0.0.1:$p_clear/plaintext")
+mine=$(per_cpu "$n_ep" "$c_ep")
+report "h1 64 conns --io epoll" "$mine" h2lab "$n_ep" "$c_ep" wrk "$n_wrk" "$c_wrk"
 
 # h2c 16 x 16
 read -r n_h2l c_h2l < <(measure h2load-h2c h2load h2load -t1 -c16 -m16 -D "$DURATION" "http://127.0.0.1:$p_h2c/plaintext")

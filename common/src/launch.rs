@@ -407,6 +407,26 @@ fn haproxy_maxconn() -> u64 {
     (soft.saturating_sub(200) / 2).clamp(256, 20_000)
 }
 
+/// Arguments of `sut SUBCOMMAND` for tests: a port the OS picks on loopback, one worker,
+/// TLS from `stack` with a self-signed `key` certificate whose CA is written to `ca_out`.
+pub fn tls_test_args(subcommand: &str, stack: &str, key: &str, ca_out: &str) -> Vec<String> {
+    [
+        subcommand,
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--tls",
+        stack,
+        "--self-signed",
+        key,
+        "--ca-out",
+        ca_out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Asks the OS for a free loopback port. The port is released before the proxy binds it,
 /// so a bind race is possible; [`start_proxy`] retries when that happens.
 pub fn free_loopback_port() -> std::io::Result<u16> {

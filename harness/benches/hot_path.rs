@@ -88,6 +88,7 @@ fn encode_requests(c: &mut Criterion) {
         streams: 1,
         batch: 1,
         threads: 1,
+        io: h2lab::model::IoEngine::Epoll,
         duration: None,
         warmup: Duration::ZERO,
         requests: Some(1),

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod h1wire;
 pub mod h2wire;
 pub mod load;
 pub mod matrix;

@@ -45,7 +45,11 @@ fn main() -> ExitCode {
             let usage = e.downcast_ref::<UsageError>().is_some()
                 || matches!(
                     e.downcast_ref::<load::LoadError>(),
-                    Some(load::LoadError::Tls(_) | load::LoadError::Request(_))
+                    Some(
+                        load::LoadError::Tls(_)
+                            | load::LoadError::Request(_)
+                            | load::LoadError::Engine(_)
+                    )
                 );
             ExitCode::from(if usage { 2 } else { 1 })
         }

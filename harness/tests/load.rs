@@ -3,83 +3,14 @@
 //! and interruption. Every run is bounded in time and count.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use h2lab_common::launch::{self, RunningServer};
+use h2lab_common::launch;
 
-fn sut(args: &[&str]) -> RunningServer {
-    let bin = launch::locate_sut()
-        .expect("build sut first: cargo build --workspace (scripts/test.sh does)");
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    launch::start_sut(&bin, &args, &[], None, Duration::from_secs(30)).expect("sut starts")
-}
-
-struct Tls {
-    server: RunningServer,
-    ca: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn sut_tls(stack: &str, extra: &[&str]) -> Tls {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    let ca_s = ca.display().to_string();
-    let mut args = vec![
-        "edge",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--tls",
-        stack,
-        "--self-signed",
-        "ecdsa",
-        "--ca-out",
-        &ca_s,
-    ];
-    args.extend_from_slice(extra);
-    Tls {
-        server: sut(&args),
-        ca,
-        _dir: dir,
-    }
-}
-
-struct Run {
-    code: i32,
-    json: serde_json::Value,
-    stdout: String,
-    stderr: String,
-    dir: tempfile::TempDir,
-}
-
-fn h2lab(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("result.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_h2lab"))
-        .arg("load")
-        .args(args)
-        .args(["--quiet", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let json = std::fs::read_to_string(&json)
-        .map(|s| serde_json::from_str(&s).unwrap())
-        .unwrap_or(serde_json::Value::Null);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        json,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        dir,
-    }
-}
-
-fn ms(v: &serde_json::Value) -> f64 {
-    v.as_f64().unwrap() / 1000.0
-}
+mod support;
+use support::{h2lab, ms, sut, sut_tls};
 
 #[test]
 fn open_loop_p99_reflects_server_stall_while_service_time_does_not() {

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::tls::TlsClientArgs;
 use super::UsageError;
-use crate::model::{LoadConfig, LoadModel, Proto, Target};
+use crate::model::{IoEngine, LoadConfig, LoadModel, Proto, Target};
 
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
@@ -44,6 +44,10 @@ pub struct LoadArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// I/O engine: auto (io_uring for HTTP/1.1 over cleartext TCP where the kernel
+    /// allows it, else epoll), uring (an error where it cannot run), epoll.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub io: IoEngine,
     /// Open loop: constant arrival rate in requests/s overall; latency counts from each
     /// request's intended send time (coordinated omission corrected).
     #[arg(short = 'r', long, value_name = "REQ/S")]
@@ -247,6 +251,7 @@ impl LoadArgs {
                 .batch
                 .unwrap_or_else(|| crate::model::config::default_batch(self.streams)),
             threads: threads.min(self.connections),
+            io: self.io,
             duration: match (self.duration, self.requests) {
                 (None, None) => Some(Duration::from_secs(10)),
                 (d, _) => d,

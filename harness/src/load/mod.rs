@@ -11,6 +11,7 @@ pub mod schedule;
 pub mod source;
 pub mod timer;
 pub mod upgrade;
+mod uring;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -98,6 +99,8 @@ pub struct RunOutput {
     pub interrupted: bool,
     /// Given up because every connection failed.
     pub aborted: bool,
+    /// The I/O engine the connections ran on: `io_uring` or `tokio`.
+    pub io_engine: &'static str,
 }
 
 /// Why a run could not start.
@@ -112,6 +115,9 @@ pub enum LoadError {
     /// A worker thread could not start.
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
+    /// The I/O engine asked for cannot run this load here.
+    #[error("{0}")]
+    Engine(String),
 }
 
 /// User + system CPU seconds of this process (from /proc/self/stat, in clock ticks of
@@ -137,6 +143,7 @@ pub fn run(
 ) -> Result<RunOutput, LoadError> {
     let tls = cfg.tls.as_ref().map(ClientTls::build).transpose()?;
     let requests = request::prepare(cfg).map_err(LoadError::Request)?;
+    let io_engine = uring::choose(cfg).map_err(LoadError::Engine)?;
     let threads = cfg.threads.max(1).min(cfg.connections.max(1));
     let start = Instant::now() + Duration::from_millis(20);
     let phases = Phases {
@@ -160,6 +167,7 @@ pub fn run(
             },
             phases,
             shared: shared.clone(),
+            io_uring: io_engine == "io_uring",
         };
         let tx = tx.clone();
         let h = std::thread::Builder::new()
@@ -278,6 +286,7 @@ pub fn run(
         cpu,
         interrupted,
         aborted: shared.abort.load(Ordering::Relaxed),
+        io_engine,
     })
 }
 
@@ -290,6 +299,8 @@ struct WorkerPlan {
     rate: Option<f64>,
     phases: Phases,
     shared: Arc<Shared>,
+    /// Run on the io_uring engine (HTTP/1.1 over cleartext TCP).
+    io_uring: bool,
 }
 
 fn pin_current_thread(cores: &[usize]) {
@@ -305,6 +316,14 @@ fn pin_current_thread(cores: &[usize]) {
 fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
     if let Some(cores) = &plan.cfg.cpu_affinity {
         pin_current_thread(cores);
+    }
+    if plan.io_uring {
+        // The ring belongs to the thread that made it (single issuer).
+        let payloads = plan.requests.iter().map(|r| r.h1.clone()).collect();
+        match uring::Ring::new(plan.connections, plan.cfg.addr, plan.cfg.timeout, payloads) {
+            Ok(ring) => return uring::run(plan, ring, tx),
+            Err(e) => tracing::warn!(error = %e, "io_uring ring failed; this worker uses tokio"),
+        }
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -157,46 +157,75 @@ impl Source {
         self.open.as_ref().map_or(0, |q| q.queue.borrow().len())
     }
 
-    /// Fills the open-loop queue from the schedule at `rate` until the end, the budget
-    /// or a stop. Wakes at the next intended time (precise timer, 50 us floor) and
-    /// enqueues everything due, each with its own intended time.
-    pub async fn generate(self: Rc<Self>, rate: f64) {
-        let Some(q) = &self.open else { return };
-        let schedule = Schedule::new(self.phases.start, rate);
-        let mut timer = PreciseTimer::new();
-        let mut next = 0u64;
-        'run: loop {
+    /// Queues every open-loop request due by `now` from `schedule`, starting at its
+    /// request `*next`, each with its own intended time. Returns how many were queued and
+    /// when the next one is due, or `None` once the schedule is over (end, budget or
+    /// stop), after which [`Source::next`] answers `Done` when the queue is empty.
+    pub fn fill(
+        &self,
+        schedule: &Schedule,
+        next: &mut u64,
+        now: Instant,
+    ) -> (usize, Option<Instant>) {
+        let Some(q) = &self.open else {
+            return (0, None);
+        };
+        let mut pushed = 0;
+        let over = 'fill: {
             if self.stopped() {
-                break;
+                break 'fill true;
             }
-            let now = Instant::now();
-            let mut pushed = 0;
             loop {
-                let intended = schedule.at(next);
+                let intended = schedule.at(*next);
                 if intended > now {
-                    break;
+                    break 'fill false;
                 }
                 if self.phases.end.is_some_and(|e| intended >= e) {
-                    break 'run;
+                    break 'fill true;
                 }
                 let warmup = intended < self.phases.measure;
                 if !warmup {
                     let left = self.remaining.get();
                     if left == 0 {
-                        break 'run;
+                        break 'fill true;
                     }
                     self.remaining.set(left - 1);
                 }
                 q.queue.borrow_mut().push_back(Ticket { intended, warmup });
-                next += 1;
+                *next += 1;
                 pushed += 1;
             }
+        };
+        if over {
+            q.done.set(true);
+            return (pushed, None);
+        }
+        (pushed, Some(schedule.at(*next)))
+    }
+
+    /// The open-loop schedule of this worker at `rate`.
+    pub fn schedule(&self, rate: f64) -> Schedule {
+        Schedule::new(self.phases.start, rate)
+    }
+
+    /// Fills the open-loop queue from the schedule at `rate` until the end, the budget
+    /// or a stop. Wakes at the next intended time (precise timer, 50 us floor) and
+    /// enqueues everything due, each with its own intended time.
+    pub async fn generate(self: Rc<Self>, rate: f64) {
+        let Some(q) = &self.open else { return };
+        let schedule = self.schedule(rate);
+        let mut timer = PreciseTimer::new();
+        let mut next = 0u64;
+        loop {
+            let (pushed, due) = self.fill(&schedule, &mut next, Instant::now());
             for _ in 0..pushed {
                 q.notify.notify_one();
             }
-            timer.sleep_until(schedule.at(next)).await;
+            match due {
+                Some(at) => timer.sleep_until(at).await,
+                None => break,
+            }
         }
-        q.done.set(true);
         q.notify.notify_waiters();
     }
 }

@@ -23,6 +23,18 @@ pub enum Proto {
     H2cUpgrade,
 }
 
+/// Which I/O engine drives the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoEngine {
+    /// io_uring for HTTP/1.1 over cleartext TCP where the kernel allows it, else epoll.
+    Auto,
+    /// io_uring (HTTP/1.1 over cleartext TCP, Linux 6.1 or later); an error otherwise.
+    Uring,
+    /// epoll, through tokio, for every protocol.
+    Epoll,
+}
+
 /// Client TLS implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -111,6 +123,8 @@ pub struct LoadConfig {
     pub batch: usize,
     /// Worker threads.
     pub threads: usize,
+    /// I/O engine asked for.
+    pub io: IoEngine,
     /// Measured duration (None when bounded by `requests`).
     #[serde(with = "humantime_serde_opt")]
     pub duration: Option<Duration>,

@@ -82,6 +82,9 @@ pub struct Summary {
     pub late_sends: u64,
     /// Peak resident memory of the generator process, in bytes.
     pub generator_peak_rss_bytes: u64,
+    /// The generator's I/O engine: `io_uring` or `tokio` (epoll).
+    #[serde(default)]
+    pub io_engine: String,
 }
 
 /// One distinct negotiation outcome and how many connections had it.

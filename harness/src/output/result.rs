@@ -83,6 +83,7 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
             generator_cpu: run.cpu,
             late_sends: t.late,
             generator_peak_rss_bytes: peak_rss_bytes(),
+            io_engine: run.io_engine.into(),
         },
         latency_us: Percentiles::of(t.get(Kind::Latency)),
         service_time_us: Percentiles::of(t.get(Kind::Service)),

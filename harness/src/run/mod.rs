@@ -166,6 +166,7 @@ pub fn load_config(
         streams: cell.load.streams,
         batch: crate::model::config::default_batch(cell.load.streams),
         threads,
+        io: crate::model::IoEngine::Auto,
         duration: Some(plan.duration),
         warmup: plan.warmup,
         requests: None,

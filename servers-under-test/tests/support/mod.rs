@@ -55,20 +55,9 @@ pub fn start_tls(subcommand: &str, stack: &str, key: &str, extra: &[&str]) -> Tl
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     let ca_s = ca.display().to_string();
-    let mut args = vec![
-        subcommand,
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--tls",
-        stack,
-        "--self-signed",
-        key,
-        "--ca-out",
-        &ca_s,
-    ];
-    args.extend_from_slice(extra);
+    let mut args = h2lab_common::launch::tls_test_args(subcommand, stack, key, &ca_s);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = start(&args);
     let ca_pem = std::fs::read_to_string(&ca).unwrap();
     TlsServer {

@@ -1,0 +1,174 @@
+//! Response heads: parsed in place with httparse, and recognised without parsing when a
+//! server repeats its last head byte for byte.
+
+/// A response the client cannot read; the text is the error class suffix
+/// (`protocol:<text>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    pub status: u16,
+    pub body: BodyLen,
+    pub close: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum BodyLen {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// Parses a head at the start of `buf`: `None` while it is incomplete.
+pub(super) fn parse_head(
+    buf: &[u8],
+    head_request: bool,
+) -> Result<Option<(usize, Head)>, ParseError> {
+    // Uninitialised: zeroing 64 headers (2 KiB) per response costs more than parsing.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; 64];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    let n = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(ParseError(e.to_string().replace(' ', "_"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut len = None;
+    let mut chunked = false;
+    let mut close = resp.version == Some(0);
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if len.is_none() {
+                return Err(ParseError("bad_content_length".into()));
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let has = |token: &[u8]| {
+                h.value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+            };
+            if has(b"close") {
+                close = true;
+            } else if has(b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    let body = if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        BodyLen::None
+    } else if chunked {
+        BodyLen::Chunked
+    } else if let Some(l) = len {
+        BodyLen::Length(l)
+    } else {
+        close = true;
+        BodyLen::UntilClose
+    };
+    Ok(Some((
+        n,
+        Head {
+            status,
+            body,
+            close,
+        },
+    )))
+}
+
+/// The size on a chunk-size line (extensions ignored).
+pub(super) fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
+    let bad = || ParseError("bad_chunk_size".into());
+    let line = std::str::from_utf8(line).map_err(|_| bad())?;
+    u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad())
+}
+
+/// The last response head a connection parsed, kept as bytes. Servers repeat their head
+/// byte for byte until the Date changes (once a second), and the same bytes mean the
+/// same thing: one comparison instead of a parse.
+#[derive(Debug, Default)]
+pub(super) struct HeadCache {
+    bytes: Vec<u8>,
+    parsed: Option<(Head, bool)>,
+}
+
+impl HeadCache {
+    /// [`parse_head`], answered from the cache when `buf` starts with the cached head.
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        head_request: bool,
+    ) -> Result<Option<(usize, Head)>, ParseError> {
+        if let Some((head, for_head)) = self.parsed {
+            // The cached bytes end at their first blank line: a buffer starting with them
+            // holds exactly that head.
+            if for_head == head_request && buf.starts_with(&self.bytes) {
+                return Ok(Some((self.bytes.len(), head)));
+            }
+        }
+        let parsed = parse_head(buf, head_request)?;
+        if let Some((n, head)) = parsed {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&buf[..n]);
+            self.parsed = Some((head, head_request));
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_head_is_recognised_and_a_changed_one_parsed() {
+        let mut heads = HeadCache::default();
+        let a = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let b = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+        let parse = |h: &mut HeadCache, buf: &[u8], head_req| {
+            let (n, head) = h.parse(buf, head_req).unwrap().unwrap();
+            (n, head.close, matches!(head.body, BodyLen::None))
+        };
+        assert_eq!(parse(&mut heads, a, false), (38, false, false));
+        assert_eq!(
+            parse(&mut heads, a, false),
+            (38, false, false),
+            "from the cache"
+        );
+        assert_eq!(
+            parse(&mut heads, a, true),
+            (38, false, true),
+            "HEAD: no body"
+        );
+        assert_eq!(
+            parse(&mut heads, b, false),
+            (57, true, false),
+            "a longer head"
+        );
+        assert_eq!(heads.parse(&b[..20], false).unwrap().map(|x| x.0), None);
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_not_a_panic() {
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).unwrap_err(),
+            ParseError("bad_content_length".into())
+        );
+        assert_eq!(chunk_size(b"1a;ext=1"), Ok(26));
+        assert!(chunk_size(b"").is_err());
+    }
+}

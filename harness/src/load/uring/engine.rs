@@ -1,0 +1,538 @@
+//! The HTTP/1.1 engine's loop: one per worker thread, driving all of its connections as
+//! state machines fed by io_uring completions. Per request that is one send and one
+//! received buffer, with no task, waker or epoll round between them: the tokio driver
+//! spends about twice the user CPU per request on that machinery.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::ring::{Completion, Op, Ring, Token};
+use crate::h1wire::{Response, ResponseReader};
+use crate::load::conn::{io_class, Negotiation};
+use crate::load::request::Prepared;
+use crate::load::source::{Next, Source, Ticket};
+use crate::load::{Report, Shared, WorkerPlan};
+use crate::record::{Recorder, Sample};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No connection; (re)connect at `retry_at` if there is work.
+    Down,
+    /// Connect submitted.
+    Connecting,
+    /// Connected, waiting for a request to send (open loop).
+    Idle,
+    /// A request in flight.
+    Busy,
+    /// No more work.
+    Finished,
+}
+
+struct Slot {
+    state: State,
+    generation: u32,
+    fd: Option<OwnedFd>,
+    reader: ResponseReader,
+    ticket: Ticket,
+    sent: Instant,
+    first_byte: Option<Instant>,
+    connect_started: Instant,
+    failures: u32,
+    retry_at: Instant,
+}
+
+/// What received bytes did to a connection.
+enum Fed {
+    Pending,
+    Answered(Response, Instant),
+    Failed(String),
+    /// Too much unsolicited data: close without blaming a request.
+    Dropped,
+}
+
+impl Slot {
+    fn feed(&mut self, data: &[u8], now: Instant) -> Fed {
+        if self.state != State::Busy {
+            // Before any request: kept for the next response, unless it is too much.
+            return match self.reader.feed(data) {
+                Ok(_) => Fed::Pending,
+                Err(_) => Fed::Dropped,
+            };
+        }
+        let first_byte = *self.first_byte.get_or_insert(now);
+        match self.reader.feed(data) {
+            Ok(Some(r)) => Fed::Answered(r, first_byte),
+            Ok(None) => Fed::Pending,
+            Err(e) => Fed::Failed(format!("protocol:{}", e.0)),
+        }
+    }
+}
+
+/// The engine of one worker.
+struct Engine {
+    ring: Ring,
+    requests: Rc<Vec<Prepared>>,
+    next_request: usize,
+    slots: Vec<Slot>,
+    source: Rc<Source>,
+    recorder: Recorder,
+    shared: std::sync::Arc<Shared>,
+    reports: mpsc::Sender<Report>,
+    addr: std::net::SocketAddr,
+    open_loop: bool,
+    /// Slots connected and waiting for work.
+    idle: Vec<u32>,
+    /// Slots waiting to reconnect.
+    down: Vec<u32>,
+    /// Slots not finished.
+    active: usize,
+    /// Multishot receives not yet ended.
+    receiving: usize,
+}
+
+/// Runs `plan`'s share of the load on `ring` (created by this thread).
+pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
+    let source = match plan.rate {
+        Some(_) => Source::open(plan.phases, plan.shared.clone(), plan.budget),
+        None => Source::closed(plan.phases, plan.shared.clone(), plan.budget),
+    };
+    let start = plan.phases.start;
+    let slots = (0..plan.connections)
+        .map(|_| Slot {
+            state: State::Down,
+            generation: 0,
+            fd: None,
+            reader: ResponseReader::default(),
+            ticket: Ticket {
+                intended: start,
+                warmup: true,
+            },
+            sent: start,
+            first_byte: None,
+            connect_started: start,
+            failures: 0,
+            retry_at: start,
+        })
+        .collect();
+    let mut e = Engine {
+        ring,
+        requests: Rc::new(plan.requests),
+        next_request: 0,
+        slots,
+        source: source.clone(),
+        recorder: Recorder::default(),
+        shared: plan.shared.clone(),
+        reports: tx.clone(),
+        addr: plan.cfg.addr,
+        open_loop: plan.rate.is_some(),
+        idle: Vec::new(),
+        down: (0..plan.connections as u32).rev().collect(),
+        active: plan.connections,
+        receiving: 0,
+    };
+    let timeout = plan.cfg.timeout;
+    let scan_every = (timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let schedule = plan.rate.map(|r| source.schedule(r));
+    let mut next_ticket = 0u64;
+    let mut next_due = schedule.map(|_| start);
+    let mut interval = 0u64;
+    let mut next_flush = plan.phases.measure + Duration::from_secs(1);
+    std::thread::sleep(start.saturating_duration_since(Instant::now()));
+    let mut next_scan = start + scan_every;
+    let mut completions = Vec::new();
+    let mut now = Instant::now();
+    loop {
+        if let (Some(s), Some(due)) = (&schedule, next_due) {
+            if due <= now {
+                next_due = source.fill(s, &mut next_ticket, now).1;
+                e.assign(now);
+            }
+        }
+        if !e.idle.is_empty() {
+            // Open loop: queued work, or the end (stop, schedule over) for idle slots.
+            e.assign(now);
+        }
+        e.reconnect(now);
+        if now >= next_scan {
+            e.expire(now, timeout);
+            next_scan = now + scan_every;
+        }
+        while now >= next_flush {
+            let _ = tx.send(Report::Interval(interval, e.recorder.take_interval()));
+            interval += 1;
+            next_flush += Duration::from_secs(1);
+        }
+        if e.active == 0 {
+            break;
+        }
+        let mut wake = next_flush
+            .min(next_scan)
+            .min(now + Duration::from_millis(50));
+        if let Some(due) = next_due {
+            wake = wake.min(due);
+        }
+        if let Some(retry) = e.next_retry() {
+            wake = wake.min(retry);
+        }
+        if let Err(err) = e.ring.wait(wake.saturating_duration_since(now)) {
+            tracing::error!(error = %err, "io_uring wait failed; the worker stops");
+            break;
+        }
+        now = Instant::now();
+        e.ring.completions(&mut completions);
+        for c in completions.drain(..) {
+            e.complete(c, now);
+        }
+    }
+    e.close_all(now);
+    let last = e.recorder.take_interval();
+    let _ = tx.send(Report::Done {
+        warmup: std::mem::take(&mut e.recorder.warmup),
+        last: (interval, last),
+        finished: e.recorder.last_done.unwrap_or(plan.phases.measure),
+    });
+    e.drain();
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(10 * 2u64.pow(failures.min(7))).min(Duration::from_secs(1))
+}
+
+impl Engine {
+    fn token(&self, i: usize, op: Op) -> Token {
+        Token {
+            slot: i as u32,
+            generation: self.slots[i].generation,
+            op,
+        }
+    }
+
+    /// Gives idle connections the requests that are due.
+    fn assign(&mut self, now: Instant) {
+        while let Some(&i) = self.idle.last() {
+            let i = i as usize;
+            if self.slots[i].state != State::Idle {
+                self.idle.pop();
+                continue;
+            }
+            match self.source.next() {
+                Next::Go(t) => {
+                    self.idle.pop();
+                    self.send(i, t, now);
+                }
+                Next::Wait => return,
+                Next::Done => {
+                    self.idle.pop();
+                    self.finish(i, now);
+                }
+            }
+        }
+    }
+
+    /// What connection `i` does after a response or a connect: the next request.
+    fn next(&mut self, i: usize, now: Instant) {
+        match self.source.next() {
+            Next::Go(t) => self.send(i, t, now),
+            Next::Wait => {
+                self.slots[i].state = State::Idle;
+                self.idle.push(i as u32);
+            }
+            Next::Done => self.finish(i, now),
+        }
+    }
+
+    fn send(&mut self, i: usize, ticket: Ticket, now: Instant) {
+        let r = self.next_request;
+        self.next_request = (r + 1) % self.requests.len();
+        let token = self.token(i, Op::Send);
+        let req = &self.requests[r];
+        let slot = &mut self.slots[i];
+        let Some(fd) = slot.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        slot.state = State::Busy;
+        slot.ticket = ticket;
+        // Closed loop: the ticket was handed out just now, and its time is the send time.
+        slot.sent = if self.open_loop { now } else { ticket.intended };
+        slot.first_byte = None;
+        slot.reader.start(req.head);
+        let sent = self.ring.send(fd, r, token);
+        if let Err(err) = sent {
+            self.fail(i, &io_class(&err), now);
+            return;
+        }
+        if self.slots[i].reader.has_carry() {
+            let fed = self.slots[i].feed(&[], now);
+            self.act(i, fed, now);
+        }
+    }
+
+    fn act(&mut self, i: usize, fed: Fed, now: Instant) {
+        match fed {
+            Fed::Pending => {}
+            Fed::Answered(r, first_byte) => self.answered(i, r, first_byte, now),
+            Fed::Failed(class) => self.fail(i, &class, now),
+            Fed::Dropped => self.close(i, now),
+        }
+    }
+
+    fn answered(&mut self, i: usize, r: Response, first_byte: Instant, now: Instant) {
+        let slot = &self.slots[i];
+        self.recorder.ok(
+            Sample {
+                intended: slot.ticket.intended,
+                sent: slot.sent,
+                first_byte,
+                done: now,
+                status: r.status,
+            },
+            slot.ticket.warmup,
+        );
+        if r.keep_alive {
+            self.next(i, now);
+        } else {
+            self.close(i, now);
+        }
+    }
+
+    /// The request in flight on `i` failed with `class`; the connection is closed.
+    fn fail(&mut self, i: usize, class: &str, now: Instant) {
+        let slot = &self.slots[i];
+        if slot.state == State::Busy {
+            self.recorder
+                .error(class, slot.ticket.intended, now, slot.ticket.warmup);
+        }
+        self.close(i, now);
+    }
+
+    /// Closes connection `i`; it reconnects at once if there is work.
+    fn close(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        if let Some(fd) = slot.fd.take() {
+            // Ends the multishot receive, which holds the socket open otherwise.
+            let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.reader = ResponseReader::default();
+        if slot.state != State::Finished {
+            slot.state = State::Down;
+            slot.retry_at = slot.retry_at.max(now);
+            self.down.push(i as u32);
+        }
+    }
+
+    fn finish(&mut self, i: usize, now: Instant) {
+        self.slots[i].state = State::Finished;
+        self.close(i, now);
+        self.active -= 1;
+    }
+
+    /// Starts the connects that are due.
+    fn reconnect(&mut self, now: Instant) {
+        let mut k = 0;
+        while k < self.down.len() {
+            let i = self.down[k] as usize;
+            if self.slots[i].state != State::Down {
+                self.down.swap_remove(k);
+                continue;
+            }
+            if self.source.is_done() {
+                self.down.swap_remove(k);
+                self.slots[i].state = State::Finished;
+                self.active -= 1;
+                continue;
+            }
+            if self.slots[i].retry_at > now {
+                k += 1;
+                continue;
+            }
+            self.down.swap_remove(k);
+            self.connect(i, now);
+        }
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.down
+            .iter()
+            .map(|&i| self.slots[i as usize].retry_at)
+            .min()
+    }
+
+    fn connect(&mut self, i: usize, now: Instant) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(self.addr),
+            socket2::Type::STREAM.nonblocking().cloexec(),
+            None,
+        );
+        let fd = match socket {
+            Ok(s) => OwnedFd::from(s),
+            Err(err) => return self.connect_failed(i, io_class(&err), now),
+        };
+        let raw = fd.as_raw_fd();
+        let token = self.token(i, Op::Connect);
+        let slot = &mut self.slots[i];
+        slot.fd = Some(fd);
+        slot.state = State::Connecting;
+        slot.connect_started = now;
+        if let Err(err) = self.ring.connect(raw, token) {
+            self.slots[i].fd = None;
+            self.connect_failed(i, io_class(&err), now);
+        }
+    }
+
+    fn connected(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        let Some(fd) = slot.fd.as_ref() else { return };
+        let raw = fd.as_raw_fd();
+        let _ = socket2::SockRef::from(fd).set_nodelay(true);
+        slot.failures = 0;
+        let connect = now.saturating_duration_since(slot.connect_started);
+        self.recorder.connection(connect, None);
+        self.shared.connected.store(true, Ordering::Relaxed);
+        let _ = self.reports.send(Report::Connection(Negotiation {
+            protocol: "h1",
+            tls: None,
+        }));
+        let token = self.token(i, Op::Recv);
+        if let Err(err) = self.ring.recv(raw, token) {
+            return self.connect_failed(i, io_class(&err), now);
+        }
+        self.receiving += 1;
+        self.next(i, now);
+    }
+
+    fn connect_failed(&mut self, i: usize, class: String, now: Instant) {
+        self.recorder.connection_error(&class);
+        let total = self.shared.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        // Every connection failing from the start: the run cannot measure anything.
+        if !self.shared.connected.load(Ordering::Relaxed)
+            && total >= 3 * self.shared.connections as u64
+        {
+            self.shared.abort.store(true, Ordering::Relaxed);
+        }
+        let slot = &mut self.slots[i];
+        slot.failures += 1;
+        // Requests due meanwhile stay queued (open loop) and count from their time.
+        slot.retry_at = now + backoff(slot.failures);
+        self.close(i, now);
+    }
+
+    /// Fails requests older than the timeout.
+    fn expire(&mut self, now: Instant, timeout: Duration) {
+        for i in 0..self.slots.len() {
+            let slot = &self.slots[i];
+            if slot.state == State::Busy && now.saturating_duration_since(slot.sent) >= timeout {
+                self.fail(i, "timeout", now);
+            }
+        }
+    }
+
+    fn complete(&mut self, c: Completion, now: Instant) {
+        if c.token.op == Op::Recv && !c.more {
+            self.receiving -= 1;
+        }
+        let i = c.token.slot as usize;
+        let current = c.token.is_of(self.slots[i].generation);
+        match c.token.op {
+            Op::Recv => {
+                if let Some(bid) = c.buffer {
+                    let fed = if current && c.result > 0 {
+                        let data = self.ring.buffer(bid, c.result as usize);
+                        self.slots[i].feed(data, now)
+                    } else {
+                        Fed::Pending
+                    };
+                    self.ring.recycle(bid);
+                    self.act(i, fed, now);
+                }
+                if !current {
+                    return;
+                }
+                match c.result {
+                    0 => match self.slots[i].reader.eof() {
+                        Some(r) if self.slots[i].state == State::Busy => {
+                            let fb = self.slots[i].first_byte.unwrap_or(now);
+                            self.answered(i, r, fb, now);
+                        }
+                        _ => self.fail(i, "closed", now),
+                    },
+                    r if r < 0 && r != -libc::ENOBUFS => {
+                        let err = io::Error::from_raw_os_error(-r);
+                        self.fail(i, &io_class(&err), now);
+                    }
+                    _ => {}
+                }
+                let slot = &self.slots[i];
+                if !c.more && slot.fd.is_some() && c.token.is_of(slot.generation) {
+                    let raw = slot.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+                    let token = self.token(i, Op::Recv);
+                    match self.ring.recv(raw, token) {
+                        Ok(()) => self.receiving += 1,
+                        Err(err) => self.fail(i, &io_class(&err), now),
+                    }
+                }
+            }
+            Op::Send if current => {
+                // Only failures complete; a short count means the peer went away.
+                let err = match c.result {
+                    r if r < 0 => io::Error::from_raw_os_error(-r),
+                    _ => io::Error::from(io::ErrorKind::ConnectionReset),
+                };
+                self.fail(i, &io_class(&err), now);
+            }
+            Op::Connect if current && self.slots[i].state == State::Connecting => match c.result {
+                0 => self.connected(i, now),
+                r => {
+                    let class = if r == -libc::ECANCELED {
+                        "connect_timeout".to_string()
+                    } else {
+                        io_class(&io::Error::from_raw_os_error(-r))
+                            .replace("reset", "connect_reset")
+                    };
+                    self.connect_failed(i, class, now);
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// Closes every connection at the end of the run.
+    fn close_all(&mut self, now: Instant) {
+        for i in 0..self.slots.len() {
+            self.close(i, now);
+        }
+    }
+
+    /// Waits (briefly) for the closed connections' receives to end, so that the kernel
+    /// is done with the buffers before they are freed; gives up after a second and then
+    /// leaks the ring instead.
+    fn drain(mut self) {
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut completions = Vec::new();
+        while self.receiving > 0 && Instant::now() < until {
+            if self.ring.wait(Duration::from_millis(10)).is_err() {
+                break;
+            }
+            self.ring.completions(&mut completions);
+            for c in completions.drain(..) {
+                if c.token.op == Op::Recv && !c.more {
+                    self.receiving -= 1;
+                }
+                if let Some(bid) = c.buffer {
+                    self.ring.recycle(bid);
+                }
+            }
+        }
+        if self.receiving > 0 {
+            tracing::warn!(
+                receiving = self.receiving,
+                "receives still armed at the end; their buffers are not freed"
+            );
+            std::mem::forget(self.ring);
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The io_uring side of the HTTP/1.1 engine: one ring per worker thread, and a ring of
+//! provided buffers that multishot receives fill. Every `unsafe` of the engine is here:
+//! the kernel reads and writes memory the ring hands it until the ring is dropped, so the
+//! ring owns that memory (buffers, request bytes, address, timeout) and drops it last.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+/// Receive buffers in the provided-buffer ring (a power of two).
+const BUFFERS: u16 = 512;
+/// Size of one receive buffer.
+const BUFFER_BYTES: usize = 16 * 1024;
+/// The only buffer group.
+const GROUP: u16 = 0;
+
+/// What an operation was for; part of its user data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Connecting a new socket.
+    Connect,
+    /// The timeout linked to a connect.
+    ConnectTimeout,
+    /// The multishot receive of a connection.
+    Recv,
+    /// Sending a request.
+    Send,
+}
+
+/// Which connection (slot and generation) and operation a completion belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    /// Connection slot.
+    pub slot: u32,
+    /// Generation of the slot's connection (24 bits), so that completions of a closed
+    /// connection are told from those of its successor.
+    pub generation: u32,
+    /// The operation.
+    pub op: Op,
+}
+
+impl Token {
+    fn encode(self) -> u64 {
+        let op = match self.op {
+            Op::Connect => 0,
+            Op::ConnectTimeout => 1,
+            Op::Recv => 2,
+            Op::Send => 3,
+        };
+        (u64::from(self.slot) << 32) | (u64::from(self.generation & 0xff_ffff) << 8) | op
+    }
+
+    fn decode(v: u64) -> Token {
+        Token {
+            slot: (v >> 32) as u32,
+            generation: ((v >> 8) & 0xff_ffff) as u32,
+            op: match v & 0xff {
+                0 => Op::Connect,
+                1 => Op::ConnectTimeout,
+                2 => Op::Recv,
+                _ => Op::Send,
+            },
+        }
+    }
+
+    /// Whether a completion with this token belongs to connection `generation`.
+    pub fn is_of(&self, generation: u32) -> bool {
+        self.generation == generation & 0xff_ffff
+    }
+}
+
+/// One completion, copied out of the completion queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// Whose it is.
+    pub token: Token,
+    /// Bytes, 0, or a negated errno.
+    pub result: i32,
+    /// The provided buffer holding received bytes; give it back with [`Ring::recycle`].
+    pub buffer: Option<u16>,
+    /// A multishot receive goes on (false: it ended and must be armed again).
+    pub more: bool,
+}
+
+/// The provided-buffer ring: entries the kernel takes buffers from, and the buffers.
+struct BufRing {
+    entries: *mut types::BufRingEntry,
+    layout: std::alloc::Layout,
+    memory: Vec<u8>,
+    tail: u16,
+}
+
+impl BufRing {
+    fn new() -> BufRing {
+        let layout = std::alloc::Layout::from_size_align(
+            usize::from(BUFFERS) * std::mem::size_of::<types::BufRingEntry>(),
+            4096,
+        )
+        .expect("buffer ring layout");
+        // SAFETY: the layout has a non-zero size.
+        let entries = unsafe { std::alloc::alloc_zeroed(layout) } as *mut types::BufRingEntry;
+        if entries.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let mut ring = BufRing {
+            entries,
+            layout,
+            memory: vec![0u8; usize::from(BUFFERS) * BUFFER_BYTES],
+            tail: 0,
+        };
+        for bid in 0..BUFFERS {
+            ring.push(bid);
+        }
+        ring.publish();
+        ring
+    }
+
+    fn push(&mut self, bid: u16) {
+        let addr = self.memory[usize::from(bid) * BUFFER_BYTES..].as_mut_ptr() as u64;
+        // SAFETY: the index is masked into the ring, which holds BUFFERS entries.
+        let e = unsafe { &mut *self.entries.add(usize::from(self.tail & (BUFFERS - 1))) };
+        e.set_addr(addr);
+        e.set_len(BUFFER_BYTES as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail lives in the first entry's reserved field, which the kernel
+        // reads; it is written atomically with release ordering, as liburing does.
+        unsafe {
+            let tail = types::BufRingEntry::tail(self.entries) as *const AtomicU16;
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+
+    fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        let start = usize::from(bid) * BUFFER_BYTES;
+        &self.memory[start..start + len.min(BUFFER_BYTES)]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.entries as *mut u8, self.layout) }
+    }
+}
+
+/// A worker's ring. Fields drop in order: the ring (and with it every registration)
+/// before the memory it was given.
+pub struct Ring {
+    ring: IoUring,
+    bufs: BufRing,
+    payloads: Vec<bytes::Bytes>,
+    connect_timeout: Box<types::Timespec>,
+    addr: Box<socket2::SockAddr>,
+    dirty: bool,
+}
+
+impl Ring {
+    /// A ring for `connections` connections to `addr`; connects give up after
+    /// `connect_timeout`. Fails where io_uring, its deferred task running (Linux 6.1) or
+    /// provided-buffer rings are not available, or are forbidden (seccomp, sysctl).
+    /// `payloads` are the requests [`Ring::send`] sends.
+    pub fn new(
+        connections: usize,
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        payloads: Vec<bytes::Bytes>,
+    ) -> io::Result<Ring> {
+        let sq = (2 * connections).next_power_of_two().clamp(256, 4096) as u32;
+        let cq = (4 * connections).next_power_of_two().clamp(1024, 65536) as u32;
+        let ring = IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(sq)?;
+        if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks waiting with a timeout or never dropping completions",
+            ));
+        }
+        let bufs = BufRing::new();
+        // SAFETY: the entries stay allocated until after the ring is dropped (field order).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.entries as u64,
+                BUFFERS,
+                GROUP,
+                0,
+            )?;
+        }
+        Ok(Ring {
+            ring,
+            bufs,
+            payloads,
+            connect_timeout: Box::new(
+                types::Timespec::new()
+                    .sec(connect_timeout.as_secs())
+                    .nsec(connect_timeout.subsec_nanos()),
+            ),
+            addr: Box::new(socket2::SockAddr::from(addr)),
+            dirty: false,
+        })
+    }
+
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every entry points into memory the ring owns (address, timespec,
+            // payloads, buffers), which lives until the ring is dropped.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+
+    /// Connects `fd` (a non-blocking socket of the address's family) to the address,
+    /// with the connect timeout linked to it.
+    pub fn connect(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        let connect =
+            opcode::Connect::new(types::Fd(fd), self.addr.as_ptr().cast(), self.addr.len())
+                .build()
+                .flags(squeue::Flags::IO_LINK)
+                .user_data(token.encode());
+        let timeout = opcode::LinkTimeout::new(&*self.connect_timeout)
+            .build()
+            .user_data(
+                Token {
+                    op: Op::ConnectTimeout,
+                    ..token
+                }
+                .encode(),
+            );
+        // Both in one go: a link cannot span two submissions.
+        let free = {
+            let sq = self.ring.submission();
+            sq.capacity() - sq.len()
+        };
+        if free < 2 {
+            self.ring.submit()?;
+        }
+        self.push(connect)?;
+        self.push(timeout)
+    }
+
+    /// Arms the multishot receive of `fd`.
+    pub fn recv(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        self.push(
+            opcode::RecvMulti::new(types::Fd(fd), GROUP)
+                .build()
+                .user_data(token.encode()),
+        )
+    }
+
+    /// Sends all of payload `payload` on `fd`; only a failure completes.
+    pub fn send(&mut self, fd: RawFd, payload: usize, token: Token) -> io::Result<()> {
+        let bytes = &self.payloads[payload];
+        let (ptr, len) = (bytes.as_ptr(), bytes.len() as u32);
+        self.push(
+            opcode::Send::new(types::Fd(fd), ptr, len)
+                .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
+                .build()
+                .flags(squeue::Flags::SKIP_SUCCESS)
+                .user_data(token.encode()),
+        )
+    }
+
+    /// Submits what was queued and waits for a completion, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.dirty {
+            self.bufs.publish();
+            self.dirty = false;
+        }
+        if !self.ring.completion().is_empty() {
+            self.ring.submit()?;
+            return Ok(());
+        }
+        let ts = types::Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves every available completion into `out`.
+    pub fn completions(&mut self, out: &mut Vec<Completion>) {
+        for cqe in self.ring.completion() {
+            out.push(Completion {
+                token: Token::decode(cqe.user_data()),
+                result: cqe.result(),
+                buffer: cqueue::buffer_select(cqe.flags()),
+                more: cqueue::more(cqe.flags()),
+            });
+        }
+    }
+
+    /// The first `len` bytes of provided buffer `bid`.
+    pub fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        self.bufs.buffer(bid, len)
+    }
+
+    /// Gives provided buffer `bid` back to the kernel (published at the next wait).
+    pub fn recycle(&mut self, bid: u16) {
+        self.bufs.push(bid);
+        self.dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_generations_wrap_at_24_bits() {
+        for op in [Op::Connect, Op::ConnectTimeout, Op::Recv, Op::Send] {
+            let t = Token {
+                slot: 70_000,
+                generation: 0x123456,
+                op,
+            };
+            assert_eq!(Token::decode(t.encode()), t);
+        }
+        let t = Token::decode(
+            Token {
+                slot: 1,
+                generation: 0x1_000_002,
+                op: Op::Recv,
+            }
+            .encode(),
+        );
+        assert!(t.is_of(0x1_000_002) && t.is_of(2) && !t.is_of(3));
+    }
+}
