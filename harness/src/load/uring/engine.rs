@@ -251,16 +251,16 @@ impl Engine {
         let token = self.token(i, Op::Send);
         let req = &self.requests[r];
         let slot = &mut self.slots[i];
-        let Some(fd) = slot.fd.as_ref().map(|f| f.as_raw_fd()) else {
+        if slot.fd.is_none() {
             return;
-        };
+        }
         slot.state = State::Busy;
         slot.ticket = ticket;
         // Closed loop: the ticket was handed out just now, and its time is the send time.
         slot.sent = if self.open_loop { now } else { ticket.intended };
         slot.first_byte = None;
         slot.reader.start(req.head);
-        let sent = self.ring.send(fd, r, token);
+        let sent = self.ring.send(r, token);
         if let Err(err) = sent {
             self.fail(i, &io_class(&err), now);
             return;
@@ -315,6 +315,7 @@ impl Engine {
         if let Some(fd) = slot.fd.take() {
             // Ends the multishot receive, which holds the socket open otherwise.
             let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+            let _ = self.ring.remove(i as u32);
         }
         slot.generation = slot.generation.wrapping_add(1);
         slot.reader = ResponseReader::default();
@@ -372,14 +373,15 @@ impl Engine {
             Ok(s) => OwnedFd::from(s),
             Err(err) => return self.connect_failed(i, io_class(&err), now),
         };
-        let raw = fd.as_raw_fd();
+        if let Err(err) = self.ring.install(i as u32, fd.as_raw_fd()) {
+            return self.connect_failed(i, io_class(&err), now);
+        }
         let token = self.token(i, Op::Connect);
         let slot = &mut self.slots[i];
         slot.fd = Some(fd);
         slot.state = State::Connecting;
         slot.connect_started = now;
-        if let Err(err) = self.ring.connect(raw, token) {
-            self.slots[i].fd = None;
+        if let Err(err) = self.ring.connect(token) {
             self.connect_failed(i, io_class(&err), now);
         }
     }
@@ -387,7 +389,6 @@ impl Engine {
     fn connected(&mut self, i: usize, now: Instant) {
         let slot = &mut self.slots[i];
         let Some(fd) = slot.fd.as_ref() else { return };
-        let raw = fd.as_raw_fd();
         let _ = socket2::SockRef::from(fd).set_nodelay(true);
         slot.failures = 0;
         let connect = now.saturating_duration_since(slot.connect_started);
@@ -398,7 +399,7 @@ impl Engine {
             tls: None,
         }));
         let token = self.token(i, Op::Recv);
-        if let Err(err) = self.ring.recv(raw, token) {
+        if let Err(err) = self.ring.recv(token) {
             return self.connect_failed(i, io_class(&err), now);
         }
         self.receiving += 1;
@@ -468,9 +469,8 @@ impl Engine {
                 }
                 let slot = &self.slots[i];
                 if !c.more && slot.fd.is_some() && c.token.is_of(slot.generation) {
-                    let raw = slot.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
                     let token = self.token(i, Op::Recv);
-                    match self.ring.recv(raw, token) {
+                    match self.ring.recv(token) {
                         Ok(()) => self.receiving += 1,
                         Err(err) => self.fail(i, &io_class(&err), now),
                     }

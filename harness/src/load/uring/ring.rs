@@ -187,6 +187,8 @@ impl Ring {
                 "io_uring lacks waiting with a timeout or never dropping completions",
             ));
         }
+        // Connection i's socket is registered at index i: no descriptor lookup per send.
+        ring.submitter().register_files_sparse(connections as u32)?;
         let bufs = BufRing::new();
         // SAFETY: the entries stay allocated until after the ring is dropped (field order).
         unsafe {
@@ -222,14 +224,31 @@ impl Ring {
         }
     }
 
-    /// Connects `fd` (a non-blocking socket of the address's family) to the address,
-    /// with the connect timeout linked to it.
-    pub fn connect(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
-        let connect =
-            opcode::Connect::new(types::Fd(fd), self.addr.as_ptr().cast(), self.addr.len())
-                .build()
-                .flags(squeue::Flags::IO_LINK)
-                .user_data(token.encode());
+    /// Registers `fd` as the socket of connection `slot` (replacing the previous one).
+    pub fn install(&mut self, slot: u32, fd: RawFd) -> io::Result<()> {
+        self.ring
+            .submitter()
+            .register_files_update(slot, &[fd])
+            .map(drop)
+    }
+
+    /// Unregisters the socket of connection `slot`; operations in flight keep it open
+    /// until they end.
+    pub fn remove(&mut self, slot: u32) -> io::Result<()> {
+        self.ring
+            .submitter()
+            .register_files_update(slot, &[-1])
+            .map(drop)
+    }
+
+    /// Connects the socket of `token`'s slot (non-blocking, of the address's family) to
+    /// the address, with the connect timeout linked to it.
+    pub fn connect(&mut self, token: Token) -> io::Result<()> {
+        let fd = types::Fixed(token.slot);
+        let connect = opcode::Connect::new(fd, self.addr.as_ptr().cast(), self.addr.len())
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(token.encode());
         let timeout = opcode::LinkTimeout::new(&*self.connect_timeout)
             .build()
             .user_data(
@@ -251,21 +270,21 @@ impl Ring {
         self.push(timeout)
     }
 
-    /// Arms the multishot receive of `fd`.
-    pub fn recv(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+    /// Arms the multishot receive of `token`'s slot.
+    pub fn recv(&mut self, token: Token) -> io::Result<()> {
         self.push(
-            opcode::RecvMulti::new(types::Fd(fd), GROUP)
+            opcode::RecvMulti::new(types::Fixed(token.slot), GROUP)
                 .build()
                 .user_data(token.encode()),
         )
     }
 
-    /// Sends all of payload `payload` on `fd`; only a failure completes.
-    pub fn send(&mut self, fd: RawFd, payload: usize, token: Token) -> io::Result<()> {
+    /// Sends all of payload `payload` on `token`'s slot; only a failure completes.
+    pub fn send(&mut self, payload: usize, token: Token) -> io::Result<()> {
         let bytes = &self.payloads[payload];
         let (ptr, len) = (bytes.as_ptr(), bytes.len() as u32);
         self.push(
-            opcode::Send::new(types::Fd(fd), ptr, len)
+            opcode::Send::new(types::Fixed(token.slot), ptr, len)
                 .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
                 .build()
                 .flags(squeue::Flags::SKIP_SUCCESS)
