@@ -11,7 +11,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use tokio::io::unix::AsyncFd;
 
 /// Shortest sleep: below this the generator batches instead of waking per request.
-const FLOOR: Duration = Duration::from_micros(50);
+pub(crate) const FLOOR: Duration = Duration::from_micros(50);
 
 /// A timerfd on the current runtime, or tokio's timer where timerfd is unavailable.
 pub struct PreciseTimer {

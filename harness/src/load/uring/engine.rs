@@ -173,7 +173,8 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
             .min(next_scan)
             .min(now + Duration::from_millis(50));
         if let Some(due) = next_due {
-            wake = wake.min(due);
+            // As the tokio timer does: at high rates, several due requests per wake-up.
+            wake = wake.min(due.max(now + crate::load::timer::FLOOR));
         }
         if let Some(retry) = e.next_retry() {
             wake = wake.min(retry);
