@@ -158,8 +158,27 @@ fn h2_client_receive(c: &mut Criterion) {
     });
 }
 
+fn h1_read_responses(c: &mut Criterion) {
+    use h2lab::h1wire::ResponseReader;
+    // nginx's answer to GET /plaintext, as it arrives: one read per response.
+    let response =
+        b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 09:00:00 GMT\r\n\
+Content-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, World!";
+    let mut reader = ResponseReader::default();
+    c.bench_function("h1 reader: 16 responses, one read each", |b| {
+        b.iter(|| {
+            for _ in 0..16 {
+                reader.start(false);
+                let r = reader.feed(black_box(response)).unwrap();
+                assert_eq!(r.map(|r| r.status), Some(200));
+            }
+        })
+    });
+}
+
 criterion_group!(
     benches,
+    h1_read_responses,
     h2_client_receive,
     record_one_sample,
     merge_64_intervals,
