@@ -378,7 +378,9 @@ fn summary_is_printed_for_humans() {
         "100",
     ]);
     assert!(
-        r.stdout.contains("p99.99") && r.stdout.contains("negotiated: h1"),
+        r.stdout.contains("p99.99")
+            && r.stdout.contains("negotiated: h1")
+            && r.stdout.contains("I/O engine: "),
         "{}",
         r.stdout
     );

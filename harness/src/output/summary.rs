@@ -54,8 +54,8 @@ pub fn render(r: &ResultV1) -> String {
     };
     let _ = writeln!(
         out,
-        "  negotiated: {}{tls} ({} connections)",
-        n.protocol, n.connections
+        "  negotiated: {}{tls} ({} connections); I/O engine: {}",
+        n.protocol, n.connections, s.io_engine
     );
     let _ = writeln!(
         out,
