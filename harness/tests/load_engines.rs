@@ -120,3 +120,39 @@ fn io_uring_engine_reconnects_after_closes_and_times_out_silent_requests() {
         "timeouts, not the server's delay, ended the requests"
     );
 }
+
+#[test]
+fn a_server_closing_idle_connections_costs_no_request_on_either_engine() {
+    // Open loop at 10 req/s on 2 connections: each is idle for about 200 ms between its
+    // requests, and the server closes idle connections after 100 ms.
+    let server = sut(&[
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--idle-timeout",
+        "100ms",
+    ]);
+    let url = format!("{}/plaintext", server.url());
+    let mut engines = vec!["epoll"];
+    if io_uring_expected() {
+        engines.push("uring");
+    }
+    for io in engines {
+        let r = h2lab(&[&url, "--io", io, "-c", "2", "-r", "10", "-d", "1500ms"]);
+        assert_eq!(r.code, 0, "--io {io}: {}", r.stderr);
+        let ok = r.json["status"]["200"].as_u64().unwrap_or(0);
+        assert!(ok >= 10, "--io {io}: {}", r.json);
+        assert_eq!(
+            r.json["summary"]["errors"], 0,
+            "--io {io}: {}",
+            r.json["errors"]
+        );
+        assert!(
+            r.json["negotiated"]["connections"].as_u64().unwrap() > 2,
+            "--io {io}: closed connections are replaced: {}",
+            r.json["negotiated"]
+        );
+    }
+}

@@ -93,7 +93,12 @@ pub(super) fn parse_head(
 pub(super) fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
     let bad = || ParseError("bad_chunk_size".into());
     let line = std::str::from_utf8(line).map_err(|_| bad())?;
-    u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad())
+    let digits = line.split(';').next().unwrap_or("").trim();
+    // from_str_radix takes a sign; a chunk size has none.
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| bad())
 }
 
 /// The last response head a connection parsed, kept as bytes. Servers repeat their head

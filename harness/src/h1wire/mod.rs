@@ -166,10 +166,10 @@ impl ResponseReader {
                     };
                     let size = head::chunk_size(&rest[..i])?;
                     pos += i + 2;
-                    self.state = if size == 0 {
-                        State::Trailers
-                    } else {
-                        State::ChunkData(size + 2)
+                    self.state = match size.checked_add(2) {
+                        _ if size == 0 => State::Trailers,
+                        Some(with_crlf) => State::ChunkData(with_crlf),
+                        None => return Err(ParseError("bad_chunk_size".into())),
                     };
                 }
                 State::Trailers => {
@@ -281,6 +281,13 @@ HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         assert_eq!(r.feed(head).unwrap(), None);
         assert_eq!(r.feed(b"zz\r\n").unwrap_err().0, "bad_chunk_size");
+        for size in ["ffffffffffffffff", "+a", ""] {
+            let mut r = ResponseReader::default();
+            r.start(false);
+            assert_eq!(r.feed(head).unwrap(), None);
+            let line = format!("{size}\r\n");
+            assert_eq!(r.feed(line.as_bytes()).unwrap_err().0, "bad_chunk_size");
+        }
         let mut r = ResponseReader::default();
         r.start(false);
         assert_eq!(r.feed(b"HTTP/1.1 200 OK\r\nx-long: ").unwrap(), None);

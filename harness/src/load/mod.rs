@@ -41,6 +41,8 @@ pub struct Shared {
     pub connect_failures: AtomicU64,
     /// Connections configured (all workers).
     pub connections: usize,
+    /// A worker could not make its io_uring ring and ran on tokio.
+    pub uring_fallback: AtomicBool,
 }
 
 /// Messages from workers to the collector.
@@ -99,7 +101,8 @@ pub struct RunOutput {
     pub interrupted: bool,
     /// Given up because every connection failed.
     pub aborted: bool,
-    /// The I/O engine the connections ran on: `io_uring` or `tokio`.
+    /// The I/O engine the connections ran on: `io_uring`, `tokio`, or `io_uring+tokio`
+    /// when some workers could not make their ring.
     pub io_engine: &'static str,
 }
 
@@ -286,7 +289,11 @@ pub fn run(
         cpu,
         interrupted,
         aborted: shared.abort.load(Ordering::Relaxed),
-        io_engine,
+        io_engine: if shared.uring_fallback.load(Ordering::Relaxed) {
+            "io_uring+tokio"
+        } else {
+            io_engine
+        },
     })
 }
 
@@ -322,7 +329,10 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
         let payloads = plan.requests.iter().map(|r| r.h1.clone()).collect();
         match uring::Ring::new(plan.connections, plan.cfg.addr, plan.cfg.timeout, payloads) {
             Ok(ring) => return uring::run(plan, ring, tx),
-            Err(e) => tracing::warn!(error = %e, "io_uring ring failed; this worker uses tokio"),
+            Err(e) => {
+                tracing::warn!(error = %e, "io_uring ring failed; this worker uses tokio");
+                plan.shared.uring_fallback.store(true, Ordering::Relaxed);
+            }
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -43,7 +43,14 @@ struct Slot {
     connect_started: Instant,
     failures: u32,
     retry_at: Instant,
+    /// A large request is still being sent (its send completes; small ones do not).
+    sending: bool,
+    /// Length of the request sent last.
+    sent_bytes: usize,
 }
+
+/// Requests above this size report their send's completion.
+const LARGE_REQUEST: usize = 4096;
 
 /// What received bytes did to a connection.
 enum Fed {
@@ -92,6 +99,8 @@ struct Engine {
     active: usize,
     /// Multishot receives not yet ended.
     receiving: usize,
+    /// Slots whose request goes out at the next submission: stamped just before it.
+    unsent: Vec<u32>,
 }
 
 /// Runs `plan`'s share of the load on `ring` (created by this thread).
@@ -116,6 +125,8 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
             connect_started: start,
             failures: 0,
             retry_at: start,
+            sending: false,
+            sent_bytes: 0,
         })
         .collect();
     let mut e = Engine {
@@ -133,9 +144,11 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         down: (0..plan.connections as u32).rev().collect(),
         active: plan.connections,
         receiving: 0,
+        unsent: Vec::new(),
     };
     let timeout = plan.cfg.timeout;
-    let scan_every = (timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    // Timeouts are enforced within 1% of their length (and 100 ms).
+    let scan_every = (timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(100));
     let schedule = plan.rate.map(|r| source.schedule(r));
     let mut next_ticket = 0u64;
     let mut next_due = schedule.map(|_| start);
@@ -179,8 +192,10 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         if let Some(retry) = e.next_retry() {
             wake = wake.min(retry);
         }
+        e.stamp_sends();
         if let Err(err) = e.ring.wait(wake.saturating_duration_since(now)) {
             tracing::error!(error = %err, "io_uring wait failed; the worker stops");
+            e.fail_all(&io_class(&err), Instant::now());
             break;
         }
         now = Instant::now();
@@ -252,16 +267,22 @@ impl Engine {
         let token = self.token(i, Op::Send);
         let req = &self.requests[r];
         let slot = &mut self.slots[i];
-        if slot.fd.is_none() {
-            return;
-        }
         slot.state = State::Busy;
         slot.ticket = ticket;
-        // Closed loop: the ticket was handed out just now, and its time is the send time.
-        slot.sent = if self.open_loop { now } else { ticket.intended };
+        slot.sent = now;
         slot.first_byte = None;
         slot.reader.start(req.head);
-        let sent = self.ring.send(r, token);
+        if slot.fd.is_none() {
+            // Not reachable (Idle and Busy slots have a socket), but a ticket is never lost.
+            return self.fail(i, "closed", now);
+        }
+        // A request larger than this may still be going out when an early answer (413,
+        // 401) comes back: its send completes, so the connection is not reused before.
+        let large = req.h1.len() > LARGE_REQUEST;
+        slot.sending = large;
+        slot.sent_bytes = req.h1.len();
+        self.unsent.push(i as u32);
+        let sent = self.ring.send(r, token, large);
         if let Err(err) = sent {
             self.fail(i, &io_class(&err), now);
             return;
@@ -269,6 +290,35 @@ impl Engine {
         if self.slots[i].reader.has_carry() {
             let fed = self.slots[i].feed(&[], now);
             self.act(i, fed, now);
+        }
+    }
+
+    /// Sets the send time of the requests about to be submitted to now, after the batch
+    /// that produced them was handled. Closed loop: the send time is also the intended
+    /// time, as a closed loop's request is due when it is sent.
+    fn stamp_sends(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for &i in &self.unsent {
+            let slot = &mut self.slots[i as usize];
+            if slot.state == State::Busy && slot.first_byte.is_none() {
+                slot.sent = now;
+                if !self.open_loop {
+                    slot.ticket.intended = now;
+                }
+            }
+        }
+        self.unsent.clear();
+    }
+
+    /// Fails every request in flight (the ring broke).
+    fn fail_all(&mut self, class: &str, now: Instant) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].state == State::Busy {
+                self.fail(i, class, now);
+            }
         }
     }
 
@@ -293,7 +343,7 @@ impl Engine {
             },
             slot.ticket.warmup,
         );
-        if r.keep_alive {
+        if r.keep_alive && !self.slots[i].sending {
             self.next(i, now);
         } else {
             self.close(i, now);
@@ -478,12 +528,18 @@ impl Engine {
                 }
             }
             Op::Send if current => {
-                // Only failures complete; a short count means the peer went away.
-                let err = match c.result {
-                    r if r < 0 => io::Error::from_raw_os_error(-r),
-                    _ => io::Error::from(io::ErrorKind::ConnectionReset),
-                };
-                self.fail(i, &io_class(&err), now);
+                // Small requests complete only on failure; large ones always. A short
+                // count means the peer went away.
+                let slot = &mut self.slots[i];
+                let whole = slot.sending && usize::try_from(c.result) == Ok(slot.sent_bytes);
+                slot.sending = false;
+                if !whole {
+                    let err = match c.result {
+                        r if r < 0 => io::Error::from_raw_os_error(-r),
+                        _ => io::Error::from(io::ErrorKind::ConnectionReset),
+                    };
+                    self.fail(i, &io_class(&err), now);
+                }
             }
             Op::Connect if current && self.slots[i].state == State::Connecting => match c.result {
                 0 => self.connected(i, now),

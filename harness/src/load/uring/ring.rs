@@ -91,8 +91,21 @@ pub struct Completion {
 struct BufRing {
     entries: *mut types::BufRingEntry,
     layout: std::alloc::Layout,
-    memory: Vec<u8>,
+    /// The buffers, behind a raw pointer: the kernel writes into them while the ring
+    /// holds no Rust reference to them.
+    memory: *mut u8,
+    memory_layout: std::alloc::Layout,
     tail: u16,
+}
+
+/// Allocates zeroed memory for `layout` (non-zero size).
+fn alloc_zeroed(layout: std::alloc::Layout) -> *mut u8 {
+    // SAFETY: every layout used here has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    p
 }
 
 impl BufRing {
@@ -102,15 +115,14 @@ impl BufRing {
             4096,
         )
         .expect("buffer ring layout");
-        // SAFETY: the layout has a non-zero size.
-        let entries = unsafe { std::alloc::alloc_zeroed(layout) } as *mut types::BufRingEntry;
-        if entries.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
+        let memory_layout =
+            std::alloc::Layout::from_size_align(usize::from(BUFFERS) * BUFFER_BYTES, 4096)
+                .expect("buffer memory layout");
         let mut ring = BufRing {
-            entries,
+            entries: alloc_zeroed(layout) as *mut types::BufRingEntry,
             layout,
-            memory: vec![0u8; usize::from(BUFFERS) * BUFFER_BYTES],
+            memory: alloc_zeroed(memory_layout),
+            memory_layout,
             tail: 0,
         };
         for bid in 0..BUFFERS {
@@ -121,7 +133,8 @@ impl BufRing {
     }
 
     fn push(&mut self, bid: u16) {
-        let addr = self.memory[usize::from(bid) * BUFFER_BYTES..].as_mut_ptr() as u64;
+        // SAFETY: bid < BUFFERS, so the offset stays inside the allocation.
+        let addr = unsafe { self.memory.add(usize::from(bid) * BUFFER_BYTES) } as u64;
         // SAFETY: the index is masked into the ring, which holds BUFFERS entries.
         let e = unsafe { &mut *self.entries.add(usize::from(self.tail & (BUFFERS - 1))) };
         e.set_addr(addr);
@@ -140,15 +153,25 @@ impl BufRing {
     }
 
     fn buffer(&self, bid: u16, len: usize) -> &[u8] {
-        let start = usize::from(bid) * BUFFER_BYTES;
-        &self.memory[start..start + len.min(BUFFER_BYTES)]
+        assert!(bid < BUFFERS, "buffer id from the kernel");
+        // SAFETY: inside the allocation; the kernel has finished writing this buffer (its
+        // completion was reaped) and takes it again only once it is recycled.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.memory.add(usize::from(bid) * BUFFER_BYTES),
+                len.min(BUFFER_BYTES),
+            )
+        }
     }
 }
 
 impl Drop for BufRing {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.entries as *mut u8, self.layout) }
+        // SAFETY: allocated in `new` with these layouts.
+        unsafe {
+            std::alloc::dealloc(self.entries as *mut u8, self.layout);
+            std::alloc::dealloc(self.memory, self.memory_layout);
+        }
     }
 }
 
@@ -279,15 +302,21 @@ impl Ring {
         )
     }
 
-    /// Sends all of payload `payload` on `token`'s slot; only a failure completes.
-    pub fn send(&mut self, payload: usize, token: Token) -> io::Result<()> {
+    /// Sends all of payload `payload` on `token`'s slot. It completes on failure, and on
+    /// success only if `complete` is set.
+    pub fn send(&mut self, payload: usize, token: Token, complete: bool) -> io::Result<()> {
         let bytes = &self.payloads[payload];
         let (ptr, len) = (bytes.as_ptr(), bytes.len() as u32);
+        let flags = if complete {
+            squeue::Flags::empty()
+        } else {
+            squeue::Flags::SKIP_SUCCESS
+        };
         self.push(
             opcode::Send::new(types::Fixed(token.slot), ptr, len)
                 .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
                 .build()
-                .flags(squeue::Flags::SKIP_SUCCESS)
+                .flags(flags)
                 .user_data(token.encode()),
         )
     }
