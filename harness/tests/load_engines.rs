@@ -4,7 +4,7 @@
 //! close them, refuse them, or not answer. Every run is bounded in count or time.
 
 mod support;
-use support::{h2lab, sut};
+use support::{edge, h2lab};
 
 /// Whether this kernel should give the io_uring engine what it needs: Linux 6.1 or later,
 /// io_uring not disabled by sysctl, and no seccomp filter that could forbid it.
@@ -26,7 +26,7 @@ fn io_uring_expected() -> bool {
 
 #[test]
 fn cleartext_h1_runs_on_io_uring_where_the_kernel_allows_it_and_both_engines_agree() {
-    let server = sut(&["edge", "--listen", "127.0.0.1:0", "--workers", "1"]);
+    let server = edge(&[]);
     let url = format!("{}/plaintext", server.url());
     let epoll = h2lab(&[&url, "--io", "epoll", "-c", "4", "-n", "400"]);
     assert_eq!(epoll.code, 0, "{}", epoll.stderr);
@@ -68,15 +68,7 @@ fn io_uring_engine_reconnects_after_closes_and_times_out_silent_requests() {
         return;
     }
     // Two connections at most: the others are answered 503 and closed, again and again.
-    let server = sut(&[
-        "edge",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--max-connections",
-        "2",
-    ]);
+    let server = edge(&["--max-connections", "2"]);
     let url = format!("{}/plaintext", server.url());
     let r = h2lab(&[&url, "--io", "uring", "-c", "4", "-d", "500ms"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -98,7 +90,7 @@ fn io_uring_engine_reconnects_after_closes_and_times_out_silent_requests() {
 
     // A server that does not answer in time: each request fails as a timeout, and its
     // connection is replaced.
-    let server = sut(&["edge", "--listen", "127.0.0.1:0", "--workers", "1"]);
+    let server = edge(&[]);
     let url = format!("{}/delay/3000", server.url());
     let started = std::time::Instant::now();
     let r = h2lab(&[
@@ -125,15 +117,7 @@ fn io_uring_engine_reconnects_after_closes_and_times_out_silent_requests() {
 fn a_server_closing_idle_connections_costs_no_request_on_either_engine() {
     // Open loop at 10 req/s on 2 connections: each is idle for about 200 ms between its
     // requests, and the server closes idle connections after 100 ms.
-    let server = sut(&[
-        "edge",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--idle-timeout",
-        "100ms",
-    ]);
+    let server = edge(&["--idle-timeout", "100ms"]);
     let url = format!("{}/plaintext", server.url());
     let mut engines = vec!["epoll"];
     if io_uring_expected() {

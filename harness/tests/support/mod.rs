@@ -15,6 +15,13 @@ pub fn sut(args: &[&str]) -> RunningServer {
     launch::start_sut(&bin, &args, &[], None, Duration::from_secs(30)).expect("sut starts")
 }
 
+/// `sut edge` on a port the OS picks on loopback, one worker, then `extra`.
+pub fn edge(extra: &[&str]) -> RunningServer {
+    let mut args = vec!["edge", "--listen", "127.0.0.1:0", "--workers", "1"];
+    args.extend_from_slice(extra);
+    sut(&args)
+}
+
 /// A TLS server under test and the CA that signed its certificate.
 pub struct Tls {
     pub server: RunningServer,
