@@ -291,6 +291,11 @@ fn bad_flags_exit_2_and_an_unreachable_server_exits_1() {
         .as_str()
         .unwrap()
         .contains("every connection failed"));
+    assert!(
+        r.stdout.contains("no connection was established"),
+        "{}",
+        r.stdout
+    );
 }
 
 fn wait_for_line(stderr: impl std::io::Read, needle: &str) {

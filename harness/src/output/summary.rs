@@ -52,11 +52,19 @@ pub fn render(r: &ResultV1) -> String {
         (Some(v), Some(c)) => format!(", {v}, {c}, ALPN {}", n.alpn.as_deref().unwrap_or("none")),
         _ => ", cleartext".into(),
     };
-    let _ = writeln!(
-        out,
-        "  negotiated: {}{tls} ({} connections); I/O engine: {}",
-        n.protocol, n.connections, s.io_engine
-    );
+    if n.connections == 0 {
+        let _ = writeln!(
+            out,
+            "  negotiated: nothing (no connection was established); I/O engine: {}",
+            s.io_engine
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  negotiated: {}{tls} ({} connections); I/O engine: {}",
+            n.protocol, n.connections, s.io_engine
+        );
+    }
     let _ = writeln!(
         out,
         "\n  {:<13} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
