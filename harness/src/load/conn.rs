@@ -77,6 +77,19 @@ pub fn io_class(e: &io::Error) -> String {
     }
 }
 
+/// Error class of a connect that timed out.
+pub const CONNECT_TIMEOUT: &str = "connect_timeout";
+
+/// Error class of a connect that failed with `e`.
+pub fn connect_class(e: &io::Error) -> String {
+    io_class(e).replace("reset", "connect_reset")
+}
+
+/// How long to wait before reconnecting after `failures` failed attempts in a row.
+pub fn reconnect_backoff(failures: u32) -> Duration {
+    Duration::from_millis(10 * 2u64.pow(failures.min(7))).min(Duration::from_secs(1))
+}
+
 /// A request timeout checked lazily: one timer per connection, re-armed only when it
 /// fires, instead of a timer registered and cancelled for every request.
 pub struct Deadline {
@@ -129,8 +142,8 @@ async fn establish(ctx: &ConnCtx) -> Result<(Established, Negotiation), String> 
     let t0 = Instant::now();
     let tcp = match tokio::time::timeout(ctx.timeout, TcpStream::connect(ctx.cfg.addr)).await {
         Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return Err(io_class(&e).replace("reset", "connect_reset")),
-        Err(_) => return Err("connect_timeout".into()),
+        Ok(Err(e)) => return Err(connect_class(&e)),
+        Err(_) => return Err(CONNECT_TIMEOUT.into()),
     };
     let _ = tcp.set_nodelay(true);
     let connect = t0.elapsed();
@@ -221,17 +234,11 @@ pub async fn run(ctx: Rc<ConnCtx>) {
             Err(class) => {
                 failures += 1;
                 ctx.recorder.borrow_mut().connection_error(&class);
-                let total = ctx.shared.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                // Every connection failing from the start: the run cannot measure anything.
-                if !ctx.shared.connected.load(Ordering::Relaxed)
-                    && total >= 3 * ctx.shared.connections as u64
-                {
-                    ctx.shared.abort.store(true, Ordering::Relaxed);
+                if ctx.shared.connect_failed() {
                     return;
                 }
                 // Requests due meanwhile stay queued (open loop) and count from their time.
-                let backoff = Duration::from_millis(10 * 2u64.pow(failures.min(7)));
-                tokio::time::sleep(backoff.min(Duration::from_secs(1))).await;
+                tokio::time::sleep(reconnect_backoff(failures)).await;
             }
         }
         if ctx.source.is_done() {

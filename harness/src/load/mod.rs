@@ -45,6 +45,20 @@ pub struct Shared {
     pub uring_fallback: AtomicBool,
 }
 
+impl Shared {
+    /// Counts a failed connection attempt; gives the run up (and says so) when every
+    /// attempt has failed from the start, since it cannot measure anything.
+    pub fn connect_failed(&self) -> bool {
+        let total = self.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let hopeless =
+            !self.connected.load(Ordering::Relaxed) && total >= 3 * self.connections as u64;
+        if hopeless {
+            self.abort.store(true, Ordering::Relaxed);
+        }
+        hopeless
+    }
+}
+
 /// Messages from workers to the collector.
 #[derive(Debug)]
 pub enum Report {
@@ -310,6 +324,16 @@ struct WorkerPlan {
     io_uring: bool,
 }
 
+impl WorkerPlan {
+    /// This worker's request source: open loop at its share of the rate, or closed.
+    fn source(&self) -> Rc<Source> {
+        match self.rate {
+            Some(_) => Source::open(self.phases, self.shared.clone(), self.budget),
+            None => Source::closed(self.phases, self.shared.clone(), self.budget),
+        }
+    }
+}
+
 fn pin_current_thread(cores: &[usize]) {
     let mut set = nix::sched::CpuSet::new();
     for &c in cores {
@@ -341,10 +365,7 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
         .expect("worker runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let source = match plan.rate {
-            Some(_) => Source::open(plan.phases, plan.shared.clone(), plan.budget),
-            None => Source::closed(plan.phases, plan.shared.clone(), plan.budget),
-        };
+        let source = plan.source();
         let recorder = Rc::new(RefCell::new(Recorder::default()));
         let ctx = Rc::new(ConnCtx {
             cfg: plan.cfg.clone(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::ring::{Completion, Op, Ring, Token};
 use crate::h1wire::{Response, ResponseReader};
-use crate::load::conn::{io_class, Negotiation};
+use crate::load::conn::{connect_class, io_class, reconnect_backoff, Negotiation, CONNECT_TIMEOUT};
 use crate::load::request::Prepared;
 use crate::load::source::{Next, Source, Ticket};
 use crate::load::{Report, Shared, WorkerPlan};
@@ -82,7 +82,7 @@ impl Slot {
 /// The engine of one worker.
 struct Engine {
     ring: Ring,
-    requests: Rc<Vec<Prepared>>,
+    requests: Vec<Prepared>,
     next_request: usize,
     slots: Vec<Slot>,
     source: Rc<Source>,
@@ -105,10 +105,7 @@ struct Engine {
 
 /// Runs `plan`'s share of the load on `ring` (created by this thread).
 pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
-    let source = match plan.rate {
-        Some(_) => Source::open(plan.phases, plan.shared.clone(), plan.budget),
-        None => Source::closed(plan.phases, plan.shared.clone(), plan.budget),
-    };
+    let source = plan.source();
     let start = plan.phases.start;
     let slots = (0..plan.connections)
         .map(|_| Slot {
@@ -131,7 +128,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         .collect();
     let mut e = Engine {
         ring,
-        requests: Rc::new(plan.requests),
+        requests: plan.requests,
         next_request: 0,
         slots,
         source: source.clone(),
@@ -212,10 +209,6 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         finished: e.recorder.last_done.unwrap_or(plan.phases.measure),
     });
     e.drain();
-}
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(10 * 2u64.pow(failures.min(7))).min(Duration::from_secs(1))
 }
 
 impl Engine {
@@ -459,17 +452,12 @@ impl Engine {
 
     fn connect_failed(&mut self, i: usize, class: String, now: Instant) {
         self.recorder.connection_error(&class);
-        let total = self.shared.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        // Every connection failing from the start: the run cannot measure anything.
-        if !self.shared.connected.load(Ordering::Relaxed)
-            && total >= 3 * self.shared.connections as u64
-        {
-            self.shared.abort.store(true, Ordering::Relaxed);
-        }
+        // A hopeless run ends through the source, which answers Done once aborted.
+        self.shared.connect_failed();
         let slot = &mut self.slots[i];
         slot.failures += 1;
         // Requests due meanwhile stay queued (open loop) and count from their time.
-        slot.retry_at = now + backoff(slot.failures);
+        slot.retry_at = now + reconnect_backoff(slot.failures);
         self.close(i, now);
     }
 
@@ -545,10 +533,9 @@ impl Engine {
                 0 => self.connected(i, now),
                 r => {
                     let class = if r == -libc::ECANCELED {
-                        "connect_timeout".to_string()
+                        CONNECT_TIMEOUT.to_string()
                     } else {
-                        io_class(&io::Error::from_raw_os_error(-r))
-                            .replace("reset", "connect_reset")
+                        connect_class(&io::Error::from_raw_os_error(-r))
                     };
                     self.connect_failed(i, class, now);
                 }
