@@ -17,8 +17,10 @@ pub struct Response {
     pub keep_alive: bool,
 }
 
-/// Heads, chunk-size lines and trailers longer than this are refused.
+/// Heads and trailers longer than this are refused.
 const MAX_LINE_BYTES: usize = 64 * 1024;
+/// A chunk-size line is a hex number and extensions: longer than this is refused.
+const MAX_CHUNK_LINE_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -100,8 +102,13 @@ impl ResponseReader {
         (self.state == State::UntilClose).then(|| self.finish(&[]))
     }
 
-    fn stash(&mut self, rest: &[u8], what: &str) -> Result<Option<Response>, ParseError> {
-        if self.carry.len() + rest.len() > MAX_LINE_BYTES {
+    fn stash(
+        &mut self,
+        rest: &[u8],
+        limit: usize,
+        what: &str,
+    ) -> Result<Option<Response>, ParseError> {
+        if self.carry.len() + rest.len() > limit {
             return Err(ParseError(what.into()));
         }
         self.carry.extend_from_slice(rest);
@@ -122,10 +129,10 @@ impl ResponseReader {
         loop {
             let rest = &input[pos..];
             match self.state {
-                State::Idle => return self.stash(rest, "unsolicited_data"),
+                State::Idle => return self.stash(rest, MAX_LINE_BYTES, "unsolicited_data"),
                 State::Head => {
                     let Some((n, head)) = self.heads.parse(rest, self.head_request)? else {
-                        return self.stash(rest, "head_too_large");
+                        return self.stash(rest, MAX_LINE_BYTES, "head_too_large");
                     };
                     pos += n;
                     match head.status {
@@ -162,7 +169,7 @@ impl ResponseReader {
                 }
                 State::ChunkSize => {
                     let Some(i) = find_crlf(rest) else {
-                        return self.stash(rest, "chunk_size_line_too_long");
+                        return self.stash(rest, MAX_CHUNK_LINE_BYTES, "chunk_size_line_too_long");
                     };
                     let size = head::chunk_size(&rest[..i])?;
                     pos += i + 2;
@@ -174,7 +181,7 @@ impl ResponseReader {
                 }
                 State::Trailers => {
                     let Some(i) = find_crlf(rest) else {
-                        return self.stash(rest, "trailers_too_large");
+                        return self.stash(rest, MAX_LINE_BYTES, "trailers_too_large");
                     };
                     pos += i + 2;
                     if i == 0 {
@@ -281,6 +288,11 @@ HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         assert_eq!(r.feed(head).unwrap(), None);
         assert_eq!(r.feed(b"zz\r\n").unwrap_err().0, "bad_chunk_size");
+        let mut r = ResponseReader::default();
+        r.start(false);
+        assert_eq!(r.feed(head).unwrap(), None);
+        let long = vec![b'0'; 5000];
+        assert_eq!(r.feed(&long).unwrap_err().0, "chunk_size_line_too_long");
         for size in ["ffffffffffffffff", "+a", ""] {
             let mut r = ResponseReader::default();
             r.start(false);
