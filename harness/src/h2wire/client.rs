@@ -245,7 +245,9 @@ impl<T> Client<T> {
             return Err(fatal(reason::PROTOCOL_ERROR, HTTP1_REPLY));
         }
         while let Some(head) = Head::parse(&input[used..]) {
-            if !self.settings_seen && head.kind != kind::SETTINGS {
+            // The preface is a SETTINGS frame that is not an ACK (RFC 9113 §3.4); until it
+            // came, the check for an HTTP/1.x reply above still applies.
+            if !self.settings_seen && (head.kind != kind::SETTINGS || head.flags & flag::ACK != 0) {
                 return Err(fatal(
                     reason::PROTOCOL_ERROR,
                     "server preface is not SETTINGS",
@@ -644,6 +646,15 @@ mod tests {
         let mut c: Client<&'static str> = Client::new();
         let e = c.receive(&frame(kind::PING, 0, 0, b"12345678"), &mut |_| {});
         assert_eq!(e.map_err(|e| e.code), Err(reason::PROTOCOL_ERROR));
+    }
+
+    #[test]
+    fn a_settings_ack_is_not_the_servers_preface() {
+        // Found by the h2_client fuzz target: an ACK first let "HTTP/1." later in the
+        // stream fail or pass depending on how the bytes were cut.
+        let mut c: Client<&'static str> = Client::new();
+        let e = c.receive(&frame(kind::SETTINGS, flag::ACK, 0, &[]), &mut |_| {});
+        assert_eq!(e.map_err(|e| e.what), Err("server preface is not SETTINGS"));
     }
 
     fn collect(
