@@ -21,6 +21,7 @@ fn record_one_sample(c: &mut Criterion) {
             r.ok(
                 black_box(Sample {
                     intended: t,
+                    ready: t,
                     sent: t,
                     first_byte: t,
                     done,
@@ -42,6 +43,7 @@ fn merge_64_intervals(c: &mut Criterion) {
                 r.ok(
                     Sample {
                         intended: t,
+                        ready: t,
                         sent: t,
                         first_byte: t,
                         done,

@@ -48,6 +48,8 @@ pub struct ConnCtx {
     pub shared: Arc<Shared>,
     /// Channel to the collector.
     pub reports: std::sync::mpsc::Sender<Report>,
+    /// The worker's free connections (streams), for scheduler lag.
+    pub room: RefCell<super::room::Room>,
 }
 
 impl ConnCtx {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{ConnCtx, Deadline, End};
+use super::room::Held;
 use super::source::Next;
 use crate::h1wire::{ParseError, Response, ResponseReader};
 use crate::record::Sample;
@@ -108,7 +109,10 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
     let mut buf = vec![0u8; 16 * 1024];
     let mut reader = ResponseReader::default();
     let mut deadline = Deadline::new(ctx.timeout);
+    let mut held = Held::new(&ctx.room);
+    let mut free_at = Instant::now();
     loop {
+        held.freed(1, free_at);
         let ticket = loop {
             match ctx.source.next() {
                 Next::Go(t) => break t,
@@ -129,6 +133,7 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
                 },
             }
         };
+        let ready = held.take(ticket.intended);
         let req = ctx.pick();
         // Closed loop: the ticket was handed out just now, and its time is the send time.
         let sent = if ctx.source.is_open_loop() {
@@ -146,6 +151,7 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
                 ctx.recorder.borrow_mut().ok(
                     Sample {
                         intended: ticket.intended,
+                        ready,
                         sent,
                         first_byte: x.first_byte,
                         done: x.done,
@@ -156,6 +162,7 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
                 if !x.keep_alive {
                     return End::Closed;
                 }
+                free_at = x.done;
             }
             Ok(Err(e)) => {
                 let now = Instant::now();

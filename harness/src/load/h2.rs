@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{ConnCtx, Deadline, End};
+use super::room::Held;
 use super::source::{Next, Ticket};
 use crate::h2wire::client::{Client, Event, Failure, HTTP1_REPLY};
 use crate::h2wire::frame::{reason, reason_name};
@@ -25,6 +26,8 @@ const READ_BUF_MAX: usize = 64 * 1024;
 pub struct Inflight {
     /// Its place in the schedule.
     pub ticket: Ticket,
+    /// When it could first have been sent (see [`Sample::ready`]).
+    pub ready: Instant,
     /// When it was sent.
     pub sent: Instant,
     /// When its response head arrived.
@@ -47,6 +50,7 @@ fn record(ctx: &ConnCtx, now: Instant) -> impl FnMut(Event<'_, Inflight>) + '_ {
         Event::Done(f, status) => ctx.recorder.borrow_mut().ok(
             Sample {
                 intended: f.ticket.intended,
+                ready: f.ready,
                 sent: f.sent,
                 first_byte: f.first_byte.unwrap_or(now),
                 done: now,
@@ -84,8 +88,9 @@ fn min_batch(ctx: &ConnCtx) -> usize {
 }
 
 /// Opens streams while the source has work, the stream budget allows and the server's
-/// limit permits. Returns false once the source is done.
-fn open_streams(client: &mut Client<Inflight>, ctx: &ConnCtx) -> bool {
+/// limit permits, each taking one of `held`'s free streams. Returns false once the source
+/// is done.
+fn open_streams(client: &mut Client<Inflight>, ctx: &ConnCtx, held: &mut Held) -> bool {
     let free = ctx.streams.saturating_sub(client.live());
     if free < min_batch(ctx) {
         return true;
@@ -109,6 +114,7 @@ fn open_streams(client: &mut Client<Inflight>, ctx: &ConnCtx) -> bool {
             &req.body,
             Inflight {
                 ticket,
+                ready: held.take(ticket.intended),
                 sent,
                 first_byte: None,
             },
@@ -147,12 +153,17 @@ where
     let mut done = false;
     let mut reported_limit = false;
     let mut pending_input = filled > 0;
+    // Streams this connection has free, counted in the worker's room.
+    let mut held = Held::new(&ctx.room);
+    held.freed(ctx.streams.saturating_sub(client.live()), Instant::now());
     loop {
         if pending_input {
             pending_input = false;
             let now = Instant::now();
+            let live = client.live();
             match client.receive(&buf[..filled], &mut record(ctx, now)) {
                 Ok(used) => {
+                    held.freed(live.saturating_sub(client.live()), now);
                     buf.copy_within(used..filled, 0);
                     filled -= used;
                     if filled == buf.len() && buf.len() < READ_BUF_MAX {
@@ -180,7 +191,7 @@ where
             }
         }
         if !done {
-            done = !open_streams(&mut client, ctx);
+            done = !open_streams(&mut client, ctx, &mut held);
         }
         if let Err(e) = flush(&mut io, &mut client).await {
             fail_all(&mut client, ctx, &super::conn::io_class(&e));

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod h1;
 pub mod h2;
 pub mod request;
+pub mod room;
 pub mod schedule;
 pub mod source;
 pub mod timer;
@@ -378,6 +379,7 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
             streams: plan.cfg.streams.max(1),
             shared: plan.shared.clone(),
             reports: tx.clone(),
+            room: RefCell::new(room::Room::new(plan.phases.start)),
         });
         tokio::time::sleep_until(plan.phases.start.into()).await;
         if let Some(rate) = plan.rate {

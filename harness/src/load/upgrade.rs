@@ -57,6 +57,8 @@ pub async fn switch(
 
 /// Upgrades `tcp` with the first request, then drives it as HTTP/2.
 pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
+    let mut held = super::room::Held::new(&ctx.room);
+    held.freed(1, Instant::now());
     let ticket = loop {
         match ctx.source.next() {
             Next::Go(t) => break t,
@@ -64,6 +66,8 @@ pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
             Next::Wait => ctx.source.notified().await,
         }
     };
+    let ready = held.take(ticket.intended);
+    drop(held);
     let path = ctx.pick().path.clone();
     let sent = Instant::now();
     let fail = |class: &str| {
@@ -85,6 +89,7 @@ pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
     };
     let first = Inflight {
         ticket,
+        ready,
         sent,
         first_byte: None,
     };

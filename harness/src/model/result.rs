@@ -154,7 +154,9 @@ pub struct ResultV1 {
     pub tls_handshake_us: Percentiles,
     /// Latency of failed requests (kept apart so fast errors do not flatter the results).
     pub error_latency_us: Percentiles,
-    /// How late sends were against their intended time (open loop).
+    /// How late sends were (open loop): from when each was due and had a free connection
+    /// (an HTTP/2 stream) to its send. Waiting for a connection the server holds is not
+    /// counted: that is the server's delay, and shows in the latency.
     pub scheduler_lag_us: Percentiles,
     /// Responses by status code.
     pub status: BTreeMap<String, u64>,

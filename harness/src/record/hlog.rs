@@ -150,6 +150,7 @@ mod tests {
                 r.ok(
                     Sample {
                         intended: t,
+                        ready: t,
                         sent: t,
                         first_byte: t,
                         done,

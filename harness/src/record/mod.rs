@@ -141,6 +141,9 @@ impl Interval {
 pub struct Sample {
     /// When it should have been sent (open loop) or was sent (closed loop).
     pub intended: Instant,
+    /// When it could first have been sent: due, with a connection (HTTP/2: a stream) free
+    /// to carry it. Later than `intended` only when the server held every connection.
+    pub ready: Instant,
     /// When it was sent.
     pub sent: Instant,
     /// When the first response byte arrived.
@@ -183,7 +186,10 @@ impl Recorder {
         let (latency, lag) = if s.sent == s.intended {
             (service, Duration::ZERO)
         } else {
-            let lag = s.sent.saturating_duration_since(s.intended);
+            // Scheduler lag is the generator's own delay. Waiting for a connection the
+            // server still holds is the server's: it shows in the latency, and must not
+            // mark the run generator-bound.
+            let lag = s.sent.saturating_duration_since(s.ready.max(s.intended));
             (s.done.saturating_duration_since(s.intended), lag)
         };
         let ttfb = if s.first_byte == s.done {
@@ -244,6 +250,7 @@ mod tests {
             r.ok(
                 Sample {
                     intended: t,
+                    ready: t,
                     sent: t,
                     first_byte: t,
                     done,
@@ -262,12 +269,49 @@ mod tests {
     }
 
     #[test]
+    fn waiting_for_a_busy_connection_is_latency_not_scheduler_lag() {
+        let t = Instant::now();
+        let mut r = Recorder::default();
+        let at = |us| t + Duration::from_micros(us);
+        // Due at 0, every connection busy until 300 ms, sent 100 us after one was free.
+        r.ok(
+            Sample {
+                intended: t,
+                ready: at(300_000),
+                sent: at(300_100),
+                first_byte: at(301_000),
+                done: at(301_000),
+                status: 200,
+            },
+            false,
+        );
+        // Due at 0 with a connection free, sent 5 ms late: the generator's own lag.
+        r.ok(
+            Sample {
+                intended: t,
+                ready: t,
+                sent: at(5_000),
+                first_byte: at(6_000),
+                done: at(6_000),
+                status: 200,
+            },
+            false,
+        );
+        let i = r.take_interval();
+        let lag = i.get(Kind::SchedulerLag);
+        assert_eq!((lag.min(), lag.max()), (100, 5_003), "{lag:?}");
+        assert_eq!(i.get(Kind::Latency).max(), 301_055);
+        assert_eq!(i.late, 1);
+    }
+
+    #[test]
     fn warmup_is_kept_apart_and_errors_have_their_own_histogram() {
         let t = Instant::now();
         let mut r = Recorder::default();
         r.ok(
             Sample {
                 intended: t,
+                ready: t,
                 sent: t,
                 first_byte: t,
                 done: t + Duration::from_millis(1),

@@ -14,6 +14,7 @@ use super::ring::{Completion, Op, Ring, Token};
 use crate::h1wire::{Response, ResponseReader};
 use crate::load::conn::{connect_class, io_class, reconnect_backoff, Negotiation, CONNECT_TIMEOUT};
 use crate::load::request::Prepared;
+use crate::load::room::Room;
 use crate::load::source::{Next, Source, Ticket};
 use crate::load::{Report, Shared, WorkerPlan};
 use crate::record::{Recorder, Sample};
@@ -38,6 +39,8 @@ struct Slot {
     fd: Option<OwnedFd>,
     reader: ResponseReader,
     ticket: Ticket,
+    /// When the request in flight could first have been sent (see [`Sample::ready`]).
+    ready: Instant,
     sent: Instant,
     first_byte: Option<Instant>,
     connect_started: Instant,
@@ -101,6 +104,9 @@ struct Engine {
     receiving: usize,
     /// Slots whose request goes out at the next submission: stamped just before it.
     unsent: Vec<u32>,
+    /// Free connections, for scheduler lag: an Idle slot, or one between a response (or
+    /// its connect) and its next request.
+    room: Room,
 }
 
 /// Runs `plan`'s share of the load on `ring` (created by this thread).
@@ -117,6 +123,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
                 intended: start,
                 warmup: true,
             },
+            ready: start,
             sent: start,
             first_byte: None,
             connect_started: start,
@@ -142,6 +149,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         active: plan.connections,
         receiving: 0,
         unsent: Vec::new(),
+        room: Room::new(start),
     };
     let timeout = plan.cfg.timeout;
     // Timeouts are enforced within 1% of their length (and 100 ms).
@@ -236,6 +244,7 @@ impl Engine {
                 Next::Wait => return,
                 Next::Done => {
                     self.idle.pop();
+                    self.room.taken(1);
                     self.finish(i, now);
                 }
             }
@@ -244,13 +253,17 @@ impl Engine {
 
     /// What connection `i` does after a response or a connect: the next request.
     fn next(&mut self, i: usize, now: Instant) {
+        self.room.freed(1, now);
         match self.source.next() {
             Next::Go(t) => self.send(i, t, now),
             Next::Wait => {
                 self.slots[i].state = State::Idle;
                 self.idle.push(i as u32);
             }
-            Next::Done => self.finish(i, now),
+            Next::Done => {
+                self.room.taken(1);
+                self.finish(i, now);
+            }
         }
     }
 
@@ -262,6 +275,8 @@ impl Engine {
         let slot = &mut self.slots[i];
         slot.state = State::Busy;
         slot.ticket = ticket;
+        slot.ready = self.room.ready(ticket.intended);
+        self.room.taken(1);
         slot.sent = now;
         slot.first_byte = None;
         slot.reader.start(req.head);
@@ -329,6 +344,7 @@ impl Engine {
         self.recorder.ok(
             Sample {
                 intended: slot.ticket.intended,
+                ready: slot.ready,
                 sent: slot.sent,
                 first_byte,
                 done: now,
@@ -355,6 +371,9 @@ impl Engine {
 
     /// Closes connection `i`; it reconnects at once if there is work.
     fn close(&mut self, i: usize, now: Instant) {
+        if self.slots[i].state == State::Idle {
+            self.room.taken(1);
+        }
         let slot = &mut self.slots[i];
         if let Some(fd) = slot.fd.take() {
             // Ends the multishot receive, which holds the socket open otherwise.
