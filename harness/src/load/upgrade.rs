@@ -13,11 +13,18 @@ use super::h2::Inflight;
 use super::source::Next;
 use crate::h2wire::client::Client;
 
+/// Longer answers to the upgrade request are refused, as `h1wire` refuses longer heads.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Reads the response head to the upgrade request: `Ok(Ok(leftover))` on 101,
 /// `Ok(Err(status))` when the server answered without switching.
 async fn read_101(tcp: &mut TcpStream) -> Result<Result<BytesMut, u16>, String> {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
+        if buf.len() > MAX_HEAD_BYTES {
+            // A head that never ends would otherwise grow until the timeout.
+            return Err("protocol:head_too_large".into());
+        }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(&buf) {
@@ -94,4 +101,52 @@ pub async fn drive(mut tcp: TcpStream, ctx: &ConnCtx) -> End {
         first_byte: None,
     };
     super::h2::drive(tcp, Client::upgraded(first), leftover.to_vec(), ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server on loopback that reads the upgrade request and answers `reply`, then
+    /// keeps the connection open until the client is done.
+    async fn answer(reply: Vec<u8>) -> Result<Result<BytesMut, u16>, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            // The client stops reading at its limit: a failed write is expected then.
+            let _ = s.write_all(&reply).await;
+            s
+        });
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        // Bounded: a client without a head limit would wait here for the rest.
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            switch(&mut tcp, "localhost", "/"),
+        )
+        .await
+        .unwrap_or_else(|_| Err("no answer within 5 s".into()));
+        drop(tcp);
+        let _ = server.await;
+        r
+    }
+
+    #[tokio::test]
+    async fn a_101_hands_over_the_bytes_after_it() {
+        let r = answer(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\nframes".to_vec());
+        assert_eq!(r.await, Ok(Ok(BytesMut::from(&b"frames"[..]))));
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_to_the_upgrade_is_refused_at_the_head_limit() {
+        let mut reply = b"HTTP/1.1 101 Switching Protocols\r\nx-pad: ".to_vec();
+        reply.resize(reply.len() + 4 * MAX_HEAD_BYTES, b'a');
+        assert_eq!(
+            answer(reply).await,
+            Err("protocol:head_too_large".to_string())
+        );
+    }
 }
