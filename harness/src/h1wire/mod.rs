@@ -18,7 +18,7 @@ pub struct Response {
 }
 
 /// Heads and trailers longer than this are refused.
-const MAX_LINE_BYTES: usize = 64 * 1024;
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// A chunk-size line is a hex number and extensions: longer than this is refused.
 const MAX_CHUNK_LINE_BYTES: usize = 4096;
 

@@ -11,18 +11,17 @@ use tokio::net::TcpStream;
 use super::conn::{ConnCtx, End};
 use super::h2::Inflight;
 use super::source::Next;
+use crate::h1wire::MAX_LINE_BYTES;
 use crate::h2wire::client::Client;
-
-/// Longer answers to the upgrade request are refused, as `h1wire` refuses longer heads.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Reads the response head to the upgrade request: `Ok(Ok(leftover))` on 101,
 /// `Ok(Err(status))` when the server answered without switching.
 async fn read_101(tcp: &mut TcpStream) -> Result<Result<BytesMut, u16>, String> {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
-        if buf.len() > MAX_HEAD_BYTES {
-            // A head that never ends would otherwise grow until the timeout.
+        if buf.len() > MAX_LINE_BYTES {
+            // A head that never ends would otherwise grow until the timeout; the limit
+            // is the one the HTTP/1.1 reader puts on every head.
             return Err("protocol:head_too_large".into());
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -143,7 +142,7 @@ mod tests {
     #[tokio::test]
     async fn an_endless_answer_to_the_upgrade_is_refused_at_the_head_limit() {
         let mut reply = b"HTTP/1.1 101 Switching Protocols\r\nx-pad: ".to_vec();
-        reply.resize(reply.len() + 4 * MAX_HEAD_BYTES, b'a');
+        reply.resize(reply.len() + 4 * MAX_LINE_BYTES, b'a');
         assert_eq!(
             answer(reply).await,
             Err("protocol:head_too_large".to_string())

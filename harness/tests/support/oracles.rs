@@ -52,6 +52,7 @@ pub fn h1_read(input: &[&[u8]], head_request: bool) -> H1Outcome {
         failed: false,
         at_close: None,
     };
+    let total: usize = input.iter().map(|p| p.len()).sum();
     r.start(head_request);
     for &piece in input {
         let mut data = piece;
@@ -60,7 +61,7 @@ pub fn h1_read(input: &[&[u8]], head_request: bool) -> H1Outcome {
                 Ok(Some(resp)) => {
                     out.responses.push(resp);
                     assert!(
-                        out.responses.len() <= input.iter().map(|p| p.len()).sum::<usize>(),
+                        out.responses.len() <= total,
                         "more responses than bytes: the reader loops"
                     );
                     if !resp.keep_alive {
