@@ -9,6 +9,7 @@ pub mod h2;
 pub mod request;
 pub mod room;
 pub mod schedule;
+mod seconds;
 pub mod source;
 pub mod timer;
 pub mod upgrade;
@@ -24,9 +25,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::{LoadConfig, LoadModel};
 use crate::record::hlog::TimedInterval;
-use crate::record::{Interval, Recorder};
+use crate::record::{Interval, IntervalPool, Recorder};
 use crate::tls::{ClientTls, TlsConfigError};
 use conn::{ConnCtx, Negotiation};
+use seconds::Seconds;
 use source::{Phases, Source};
 
 /// Flags and counters shared by all workers.
@@ -44,6 +46,9 @@ pub struct Shared {
     pub connections: usize,
     /// A worker could not make its io_uring ring and ran on tokio.
     pub uring_fallback: AtomicBool,
+    /// Emptied intervals: workers take their next second from it, the collector gives
+    /// back what it merged.
+    pub pool: IntervalPool,
 }
 
 impl Shared {
@@ -63,14 +68,24 @@ impl Shared {
 /// Messages from workers to the collector.
 #[derive(Debug)]
 pub enum Report {
-    /// One second of the measured phase from one worker.
-    Interval(u64, Interval),
+    /// One second of the measured phase from one worker. A worker reports its seconds
+    /// in order, each once.
+    Interval {
+        /// Which worker.
+        worker: usize,
+        /// Seconds from the start of the measured phase.
+        index: u64,
+        /// What it recorded.
+        data: Interval,
+    },
     /// A connection was established with this outcome.
     Connection(Negotiation),
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS as the client saw it.
     ServerMaxStreams(u64),
     /// A worker finished: its warmup totals and its last (partial) interval.
     Done {
+        /// Which worker.
+        worker: usize,
         /// Warmup totals.
         warmup: Interval,
         /// Index and data of the last interval.
@@ -174,6 +189,7 @@ pub fn run(
     let mut handles = Vec::new();
     for i in 0..threads {
         let plan = WorkerPlan {
+            index: i,
             cfg: cfg.clone(),
             tls: tls.clone(),
             requests: requests.clone(),
@@ -199,7 +215,7 @@ pub fn run(
     let cpu_start = cpu_seconds();
     let wall_start = Instant::now();
     let started = SystemTime::now() + cfg.warmup + Duration::from_millis(20);
-    let mut by_index: BTreeMap<u64, Interval> = BTreeMap::new();
+    let mut seconds = Seconds::new(threads, &shared.pool);
     let mut warmup = Interval::default();
     let mut negotiated = BTreeMap::new();
     let mut server_max_streams: Option<u64> = None;
@@ -210,16 +226,21 @@ pub fn run(
     let mut announced = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Report::Interval(k, data)) => {
+            Ok(Report::Interval {
+                worker,
+                index,
+                data,
+            }) => {
                 progress.requests += data.requests();
                 progress.errors += data.failed;
-                by_index.entry(k).or_default().merge(&data);
+                seconds.add(worker, index, data, false);
             }
             Ok(Report::Connection(n)) => *negotiated.entry(n).or_insert(0) += 1,
             Ok(Report::ServerMaxStreams(n)) => {
                 server_max_streams = Some(server_max_streams.map_or(n, |m| m.min(n)));
             }
             Ok(Report::Done {
+                worker,
                 warmup: w,
                 last: (k, data),
                 finished: f,
@@ -227,7 +248,7 @@ pub fn run(
                 warmup.merge(&w);
                 progress.requests += data.requests();
                 progress.errors += data.failed;
-                by_index.entry(k).or_default().merge(&data);
+                seconds.add(worker, k, data, true);
                 finished = finished.max(f);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -249,10 +270,7 @@ pub fn run(
                 -(phases.measure.duration_since(now).as_secs_f64())
             };
             let k = progress.elapsed.max(0.0) as u64;
-            progress.last_second = k
-                .checked_sub(1)
-                .and_then(|p| by_index.get(&p))
-                .map_or(0, |i| i.requests());
+            progress.last_second = k.checked_sub(1).map_or(0, |p| seconds.requests(p));
             on_progress(&progress);
         }
         if stopped_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
@@ -278,21 +296,7 @@ pub fn run(
             .max(phases.measure)
             .duration_since(phases.measure),
     };
-    let mut total = Interval::default();
-    let mut intervals = Vec::new();
-    for (k, data) in by_index {
-        total.merge(&data);
-        let start = Duration::from_secs(k);
-        let length = duration
-            .saturating_sub(start)
-            .min(Duration::from_secs(1))
-            .max(Duration::from_millis(1));
-        intervals.push(TimedInterval {
-            start,
-            length,
-            data,
-        });
-    }
+    let (intervals, total) = seconds.finish(duration);
     Ok(RunOutput {
         started,
         intervals,
@@ -313,6 +317,8 @@ pub fn run(
 }
 
 struct WorkerPlan {
+    /// Which worker (0..threads), for its reports.
+    index: usize,
     cfg: Arc<LoadConfig>,
     tls: Option<ClientTls>,
     requests: Vec<request::Prepared>,
@@ -388,13 +394,17 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
         // Hand over one interval per second of the measured phase.
         let flusher = {
             let (recorder, tx) = (recorder.clone(), tx.clone());
-            let measure = plan.phases.measure;
+            let (measure, worker, shared) = (plan.phases.measure, plan.index, plan.shared.clone());
             tokio::task::spawn_local(async move {
                 let mut k = 0u64;
                 loop {
                     tokio::time::sleep_until((measure + Duration::from_secs(k + 1)).into()).await;
-                    let data = recorder.borrow_mut().take_interval();
-                    let _ = tx.send(Report::Interval(k, data));
+                    let data = recorder.borrow_mut().swap_interval(shared.pool.take());
+                    let _ = tx.send(Report::Interval {
+                        worker,
+                        index: k,
+                        data,
+                    });
                     k += 1;
                 }
             })
@@ -413,6 +423,7 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
         let warmup = std::mem::take(&mut r.warmup);
         let last = r.take_interval();
         let _ = tx.send(Report::Done {
+            worker: plan.index,
             warmup,
             last: (k, last),
             finished: r.last_done.unwrap_or(plan.phases.measure),

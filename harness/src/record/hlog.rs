@@ -10,21 +10,65 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::interval_log::{
     IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
 };
-use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 use super::{Interval, Kind};
 use crate::output::atomic_write;
 
-/// One interval of the measured phase.
+/// One interval of the measured phase, with its histograms encoded (V2, as in the log).
+/// A live interval holds 1.3 MB of histograms; encoded, a second takes a few kilobytes,
+/// so an hour-long run keeps its per-second log in tens of megabytes, not gigabytes.
 #[derive(Debug, Clone)]
 pub struct TimedInterval {
     /// Offset from the start of the measured phase.
     pub start: Duration,
     /// Length.
     pub length: Duration,
-    /// What was recorded.
-    pub data: Interval,
+    /// The non-empty histograms, by kind.
+    histograms: Vec<(Kind, Encoded)>,
+}
+
+#[derive(Debug, Clone)]
+enum Encoded {
+    V2(Vec<u8>),
+    /// A histogram V2 cannot encode (a count above i64::MAX): kept as it is.
+    Raw(Histogram<u64>),
+}
+
+impl TimedInterval {
+    /// Keeps `data`'s histograms for the log.
+    pub fn new(start: Duration, length: Duration, data: &Interval) -> TimedInterval {
+        let mut serializer = V2Serializer::new();
+        let histograms = Kind::ALL
+            .iter()
+            .map(|&kind| (kind, data.get(kind)))
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(kind, h)| {
+                let mut bytes = Vec::new();
+                let encoded = match serializer.serialize(h, &mut bytes) {
+                    Ok(_) => Encoded::V2(bytes),
+                    Err(_) => Encoded::Raw(h.clone()),
+                };
+                (kind, encoded)
+            })
+            .collect();
+        TimedInterval {
+            start,
+            length,
+            histograms,
+        }
+    }
+
+    /// The histogram of `kind`, if anything was recorded in it.
+    pub fn histogram(&self, kind: Kind) -> Option<Histogram<u64>> {
+        let (_, encoded) = self.histograms.iter().find(|(k, _)| *k == kind)?;
+        match encoded {
+            // Encoded by this process a moment ago: decoding cannot fail.
+            Encoded::V2(bytes) => Deserializer::new().deserialize(&mut &bytes[..]).ok(),
+            Encoded::Raw(h) => Some(h.clone()),
+        }
+    }
 }
 
 /// Kinds written to the log (connection set-up times are per connection, not per second,
@@ -43,11 +87,10 @@ pub fn render(start: SystemTime, intervals: &[TimedInterval]) -> std::io::Result
             .begin_log_with(&mut out, &mut serializer)?;
         for iv in intervals {
             for kind in LOGGED {
-                let h = iv.data.get(kind);
-                if h.is_empty() {
+                let Some(h) = iv.histogram(kind) else {
                     continue;
-                }
-                log.write_histogram(h, iv.start, iv.length, Tag::new(kind.tag()))
+                };
+                log.write_histogram(&h, iv.start, iv.length, Tag::new(kind.tag()))
                     .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
             }
         }
@@ -136,34 +179,58 @@ fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Recorder, Sample};
+    use crate::record::Recorder;
     use std::time::Instant;
+
+    #[test]
+    fn a_kept_second_takes_kilobytes_not_the_live_megabyte() {
+        let t = Instant::now();
+        let mut r = Recorder::default();
+        // 20,000 requests spread from 1 us to 20 s: thousands of distinct buckets.
+        for i in 0..20_000u64 {
+            r.answered(t, Duration::from_micros(1 + i * i / 20), 200, false);
+        }
+        let data = r.take_interval();
+        let live: usize = data.hist.iter().map(|h| h.distinct_values() * 8).sum();
+        let kept = TimedInterval::new(Duration::ZERO, Duration::from_secs(1), &data);
+        let bytes: usize = kept
+            .histograms
+            .iter()
+            .map(|(_, e)| match e {
+                Encoded::V2(b) => b.len(),
+                Encoded::Raw(h) => h.distinct_values() * 8,
+            })
+            .sum();
+        assert!(live > 1_000_000, "{live}");
+        assert!(bytes < 64 * 1024, "{bytes} bytes kept per second");
+        assert_eq!(
+            kept.histogram(Kind::Latency).as_ref(),
+            Some(data.get(Kind::Latency))
+        );
+    }
 
     #[test]
     fn interval_log_round_trips_with_totals_intact() {
         let t = Instant::now();
-        let mut intervals = Vec::new();
+        let (mut intervals, mut datas) = (Vec::new(), Vec::new());
         for sec in 0..3u64 {
             let mut r = Recorder::default();
             for i in 0..(100 * (sec + 1)) {
-                let done = t + Duration::from_micros(50 + i * 7);
-                r.ok(
-                    Sample {
-                        intended: t,
-                        ready: t,
-                        sent: t,
-                        first_byte: t,
-                        done,
-                        status: 200,
-                    },
-                    false,
-                );
+                r.answered(t, Duration::from_micros(50 + i * 7), 200, false);
             }
-            intervals.push(TimedInterval {
-                start: Duration::from_secs(sec),
-                length: Duration::from_secs(1),
-                data: r.take_interval(),
-            });
+            datas.push(r.take_interval());
+            intervals.push(TimedInterval::new(
+                Duration::from_secs(sec),
+                Duration::from_secs(1),
+                &datas[sec as usize],
+            ));
+        }
+        for (iv, data) in intervals.iter().zip(&datas) {
+            assert_eq!(
+                iv.histogram(Kind::Latency).as_ref(),
+                Some(data.get(Kind::Latency))
+            );
+            assert!(iv.histogram(Kind::ErrorLatency).is_none());
         }
         let bytes = render(SystemTime::now(), &intervals).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
@@ -173,9 +240,9 @@ mod tests {
         );
         let totals = read_totals(&bytes).unwrap();
         assert_eq!(totals["latency"].len(), 600);
-        let mut expected = intervals[0].data.clone();
-        expected.merge(&intervals[1].data);
-        expected.merge(&intervals[2].data);
+        let mut expected = datas[0].clone();
+        expected.merge(&datas[1]);
+        expected.merge(&datas[2]);
         assert_eq!(
             totals["latency"].value_at_quantile(0.99),
             expected.get(Kind::Latency).value_at_quantile(0.99)

@@ -4,6 +4,7 @@
 pub mod hlog;
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -134,6 +135,46 @@ impl Interval {
     pub fn requests(&self) -> u64 {
         self.ok + self.failed
     }
+
+    /// Empties it, keeping its histograms' memory.
+    pub fn clear(&mut self) {
+        self.hist.iter_mut().for_each(Histogram::reset);
+        self.status.clear();
+        self.errors.clear();
+        self.ok = 0;
+        self.failed = 0;
+        self.late = 0;
+    }
+}
+
+/// Emptied intervals for reuse. An interval holds 1.3 MB of histograms: a worker taking
+/// a new one every second, and the collector dropping it, had the allocator return
+/// the memory and fault in fresh zeroed pages, about 2% of an h1 generator's CPU.
+#[derive(Debug, Default)]
+pub struct IntervalPool(Mutex<Vec<Interval>>);
+
+/// Intervals [`IntervalPool`] keeps at most; the rest are freed.
+const POOL_MAX: usize = 64;
+
+impl IntervalPool {
+    /// An empty interval: a reused one if any.
+    pub fn take(&self) -> Interval {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    /// Empties `interval` and keeps it for reuse.
+    pub fn give(&self, mut interval: Interval) {
+        interval.clear();
+        let mut pool = self.lock();
+        if pool.len() < POOL_MAX {
+            pool.push(interval);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Interval>> {
+        // A panic elsewhere cannot leave a vector of empty intervals inconsistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Timing of one answered request.
@@ -229,9 +270,28 @@ impl Recorder {
         *self.current.errors.entry(class.to_string()).or_default() += 1;
     }
 
+    /// Records a closed-loop request sent at `at` and answered `after` it in one read.
+    #[cfg(test)]
+    pub(crate) fn answered(&mut self, at: Instant, after: Duration, status: u16, warmup: bool) {
+        let sample = Sample {
+            intended: at,
+            ready: at,
+            sent: at,
+            first_byte: at,
+            done: at + after,
+            status,
+        };
+        self.ok(sample, warmup);
+    }
+
     /// Takes the current interval, leaving an empty one.
     pub fn take_interval(&mut self) -> Interval {
         std::mem::take(&mut self.current)
+    }
+
+    /// Takes the current interval, leaving `empty` (from an [`IntervalPool`]) instead.
+    pub fn swap_interval(&mut self, empty: Interval) -> Interval {
+        std::mem::replace(&mut self.current, empty)
     }
 }
 
@@ -246,18 +306,7 @@ mod tests {
         let mut b = Recorder::default();
         for i in 0..1000u64 {
             let r = if i % 2 == 0 { &mut a } else { &mut b };
-            let done = t + Duration::from_micros(100 + i);
-            r.ok(
-                Sample {
-                    intended: t,
-                    ready: t,
-                    sent: t,
-                    first_byte: t,
-                    done,
-                    status: 200,
-                },
-                false,
-            );
+            r.answered(t, Duration::from_micros(100 + i), 200, false);
         }
         let mut merged = a.take_interval();
         merged.merge(&b.take_interval());
@@ -266,6 +315,25 @@ mod tests {
         assert_eq!(merged.status[&200], 1000);
         let p50 = h.value_at_quantile(0.5);
         assert!((599..=601).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn a_pooled_interval_comes_back_empty_with_its_memory() {
+        let t = Instant::now();
+        let pool = IntervalPool::default();
+        let mut r = Recorder::default();
+        r.answered(t, Duration::from_millis(5), 503, false);
+        r.error("timeout", t, t + Duration::from_secs(1), false);
+        let used = r.swap_interval(pool.take());
+        assert_eq!((used.ok, used.failed), (1, 1));
+        let counts = used.get(Kind::Latency).distinct_values();
+        pool.give(used);
+        let again = pool.take();
+        assert_eq!(again.get(Kind::Latency).distinct_values(), counts);
+        assert!(again.hist.iter().all(Histogram::is_empty));
+        assert!(again.status.is_empty() && again.errors.is_empty());
+        assert_eq!((again.ok, again.failed, again.late), (0, 0, 0));
+        assert_eq!(again.get(Kind::Latency).max(), 0);
     }
 
     #[test]
@@ -308,17 +376,7 @@ mod tests {
     fn warmup_is_kept_apart_and_errors_have_their_own_histogram() {
         let t = Instant::now();
         let mut r = Recorder::default();
-        r.ok(
-            Sample {
-                intended: t,
-                ready: t,
-                sent: t,
-                first_byte: t,
-                done: t + Duration::from_millis(1),
-                status: 200,
-            },
-            true,
-        );
+        r.answered(t, Duration::from_millis(1), 200, true);
         r.error("timeout", t, t + Duration::from_secs(1), false);
         let i = r.take_interval();
         assert_eq!((i.ok, i.failed), (0, 1));

@@ -180,7 +180,12 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
             next_scan = now + scan_every;
         }
         while now >= next_flush {
-            let _ = tx.send(Report::Interval(interval, e.recorder.take_interval()));
+            let data = e.recorder.swap_interval(e.shared.pool.take());
+            let _ = tx.send(Report::Interval {
+                worker: plan.index,
+                index: interval,
+                data,
+            });
             interval += 1;
             next_flush += Duration::from_secs(1);
         }
@@ -212,6 +217,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
     e.close_all(now);
     let last = e.recorder.take_interval();
     let _ = tx.send(Report::Done {
+        worker: plan.index,
         warmup: std::mem::take(&mut e.recorder.warmup),
         last: (interval, last),
         finished: e.recorder.last_done.unwrap_or(plan.phases.measure),
