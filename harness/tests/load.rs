@@ -24,11 +24,16 @@ fn open_loop_p99_reflects_server_stall_while_service_time_does_not() {
         "1",
         "--stall",
         "2s:400ms",
+        "--max-streams",
+        "5",
     ]);
     for proto in [
         &["--proto", "h1", "-c", "10"][..],
         &["--proto", "h1", "--io", "epoll", "-c", "10"][..],
         &["--proto", "h2c", "-c", "2", "-m", "5"][..],
+        // More streams asked for than the server allows: the five it does not are no
+        // room for a request either.
+        &["--proto", "h2c", "-c", "2", "-m", "10"][..],
     ] {
         let url = format!("http://{}/plaintext", s.addr);
         let mut args = vec![url.as_str(), "-r", "2000", "-d", "6s"];

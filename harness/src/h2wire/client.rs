@@ -165,12 +165,19 @@ impl<T> Client<T> {
     /// left). Until the server's SETTINGS arrive, its limit is unknown: one stream only,
     /// so that a small limit does not refuse a connection's first burst.
     pub fn can_open(&self) -> bool {
-        let limit = if self.settings_seen {
-            u64::from(self.peer_max_streams)
+        self.live < self.stream_limit()
+    }
+
+    /// How many streams may be open at once from now on: the server's limit once its
+    /// SETTINGS arrived, one before them, none once no new stream can ever open.
+    pub fn stream_limit(&self) -> usize {
+        if self.is_closing() {
+            0
+        } else if self.settings_seen {
+            usize::try_from(self.peer_max_streams).unwrap_or(usize::MAX)
         } else {
             1
-        };
-        self.goaway.is_none() && (self.live as u64) < limit && self.next_id() <= MAX_STREAM_ID
+        }
     }
 
     /// Whether no new stream will ever be opened here (GOAWAY received or ids used up).

@@ -153,17 +153,22 @@ where
     let mut done = false;
     let mut reported_limit = false;
     let mut pending_input = filled > 0;
-    // Streams this connection has free, counted in the worker's room.
+    // Streams this connection has free, counted in the worker's room: up to -m, as far
+    // as the server allows.
     let mut held = Held::new(&ctx.room);
-    held.freed(ctx.streams.saturating_sub(client.live()), Instant::now());
+    let free = |client: &Client<Inflight>| {
+        ctx.streams
+            .min(client.stream_limit())
+            .saturating_sub(client.live())
+    };
+    held.set_free(free(&client), Instant::now());
     loop {
         if pending_input {
             pending_input = false;
             let now = Instant::now();
-            let live = client.live();
             match client.receive(&buf[..filled], &mut record(ctx, now)) {
                 Ok(used) => {
-                    held.freed(live.saturating_sub(client.live()), now);
+                    held.set_free(free(&client), now);
                     buf.copy_within(used..filled, 0);
                     filled -= used;
                     if filled == buf.len() && buf.len() < READ_BUF_MAX {

@@ -63,6 +63,17 @@ impl<'a> Held<'a> {
         self.room.borrow_mut().freed(n, now);
     }
 
+    /// Sets this connection's free places to `n`: more are freed at `now`, fewer are
+    /// taken away (an HTTP/2 server's stream limit arrived, or it sent GOAWAY).
+    pub fn set_free(&mut self, n: usize, now: Instant) {
+        if n > self.free {
+            self.freed(n - self.free, now);
+        } else {
+            self.room.borrow_mut().taken(self.free - n);
+            self.free = n;
+        }
+    }
+
     /// One free place takes a request due at `intended`; returns when it could first
     /// have gone out.
     pub fn take(&mut self, intended: Instant) -> Instant {
@@ -110,6 +121,27 @@ mod tests {
         // b's connection ends: its free place goes with it.
         drop(b);
         assert_eq!(room.borrow().free, 0);
+        drop(a);
+        assert_eq!(room.borrow().free, 0);
+    }
+
+    #[test]
+    fn places_a_server_withdraws_are_not_room() {
+        let t = Instant::now();
+        let at = |ms| t + Duration::from_millis(ms);
+        let room = RefCell::new(Room::new(t));
+        let mut a = Held::new(&room);
+        // Four streams thought free at 1; the server's SETTINGS allow two at 2.
+        a.set_free(4, at(1));
+        a.set_free(2, at(2));
+        assert_eq!(room.borrow().free, 2);
+        a.take(at(3));
+        a.take(at(3));
+        // Both allowed streams busy: due at 10, one frees at 300.
+        assert_eq!(room.borrow().free, 0);
+        a.set_free(1, at(300));
+        assert_eq!(a.take(at(10)), at(300));
+        a.set_free(3, at(400));
         drop(a);
         assert_eq!(room.borrow().free, 0);
     }
