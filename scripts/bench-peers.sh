@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # h2lab against the load generators experts trust, on the same server, in one run.
 #
-#   scripts/bench-peers.sh                 # 10 s per measurement
-#   DURATION=5 scripts/bench-peers.sh
+#   scripts/bench-peers.sh                 # 3 rounds, 10 s per measurement
+#   DURATION=5 ROUNDS=5 scripts/bench-peers.sh
 #
 # nginx (1 worker) is pinned to core 1; each generator (wrk, h2load, oha if installed,
 # h2lab) is pinned to core 0 with one thread and the same connections, streams and
 # duration. For each workload it prints requests per generator CPU-second (user + sys of
-# the generator process) and the ratio h2lab / peer. Workloads: h1 64 connections; h2c
+# the generator process), the median over ROUNDS alternating rounds with its range, and
+# the ratio of h2lab's median to the peer's. Workloads: h1 64 connections; h2c
 # 16 x 16 streams; h2 over TLS 16 x 16 (ECDSA P-256). h1 runs on h2lab's io_uring engine
 # where the kernel allows it, and again with --io epoll. Then the open loop: h2lab
 # -r 50000 for 10 s, achieved vs target.
@@ -15,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+case $ROUNDS in ''|*[!0-9]*|0) echo "bench-peers: ROUNDS must be a positive whole number, not '$ROUNDS'" >&2; exit 2;; esac
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 for tool in nginx wrk h2load taskset openssl perl; do
@@ -64,47 +67,64 @@ measure() { # name parse-mode command...
   echo "$n $cpu"
 }
 
-per_cpu() { awk -v n="$1" -v c="$2" 'BEGIN { printf "%.0f", (c > 0) ? n / c : 0 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0) ? a / b : 0 }'; }
 D="${DURATION}s"
-printf '%-22s %-8s %12s %10s %14s %10s\n' workload tool requests cpu_s "req/cpu-s" "h2lab/it"
-
-report() { # workload h2lab_rate rows...
-  local w=$1 mine=$2; shift 2
-  while [ $# -gt 0 ]; do
-    local tool=$1 n=$2 c=$3; shift 3
-    local r; r=$(per_cpu "$n" "$c")
-    printf '%-22s %-8s %12s %10s %14s %10s\n' "$w" "$tool" "$n" "$c" "$r" "$( [ "$tool" = h2lab ] && echo - || ratio "$mine" "$r")"
-  done
+runs="$work/runs"; : >"$runs"
+# One row per measurement: workload tool requests cpu_seconds.
+run() { # workload tool parse-mode command...
+  local w=$1 tool=$2; shift 2
+  local n c
+  read -r n c < <(measure "$tool-${w// /_}" "$@") || true
+  [ -n "$n" ] || exit 1 # measure said why
+  echo "$w|$tool|$n|$c" >>"$runs"
 }
 
-# h1, 64 connections
-read -r n_wrk c_wrk < <(measure wrk-h1 wrk wrk -t1 -c64 -d"$D" "http://127.0.0.1:$p_clear/plaintext")
-read -r n_h2l c_h2l < <(measure h2load-h1 h2load h2load --h1 -t1 -c64 -D "$DURATION" "http://127.0.0.1:$p_clear/plaintext")
-read -r n_me c_me < <(measure h2lab-h1 h2lab "$H2LAB" load -q --threads 1 -c64 -d "$D" "http://127.0.0.1:$p_clear/plaintext")
-mine=$(per_cpu "$n_me" "$c_me")
-report "h1 64 conns" "$mine" h2lab "$n_me" "$c_me" wrk "$n_wrk" "$c_wrk" h2load "$n_h2l" "$c_h2l"
-# The same load on h2lab's epoll engine (what runs where io_uring is not allowed).
-read -r n_ep c_ep < <(measure h2lab-h1-epoll h2lab "$H2LAB" load -q --threads 1 -c64 --io epoll -d "$D" "http://127.0.0.1:$p_clear/plaintext")
-mine=$(per_cpu "$n_ep" "$c_ep")
-report "h1 64 conns --io epoll" "$mine" h2lab "$n_ep" "$c_ep" wrk "$n_wrk" "$c_wrk"
+# Rounds alternate the generators, so that a slow spell of the machine falls on all of
+# them alike; each figure is the median over the rounds.
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  # h1, 64 connections
+  run "h1 64 conns" wrk wrk wrk -t1 -c64 -d"$D" "http://127.0.0.1:$p_clear/plaintext"
+  run "h1 64 conns" h2load h2load h2load --h1 -t1 -c64 -D "$DURATION" "http://127.0.0.1:$p_clear/plaintext"
+  run "h1 64 conns" h2lab h2lab "$H2LAB" load -q --threads 1 -c64 -d "$D" "http://127.0.0.1:$p_clear/plaintext"
+  # The same load on h2lab's epoll engine (what runs where io_uring is not allowed).
+  run "h1 64 conns --io epoll" h2lab h2lab "$H2LAB" load -q --threads 1 -c64 --io epoll -d "$D" "http://127.0.0.1:$p_clear/plaintext"
+  # h2c 16 x 16
+  run "h2c 16x16" h2load h2load h2load -t1 -c16 -m16 -D "$DURATION" "http://127.0.0.1:$p_h2c/plaintext"
+  run "h2c 16x16" h2lab h2lab "$H2LAB" load -q --threads 1 -c16 -m16 --proto h2c -d "$D" "http://127.0.0.1:$p_h2c/plaintext"
+  # h2 over TLS 16 x 16
+  run "h2 TLS 16x16" h2load h2load h2load -t1 -c16 -m16 -D "$DURATION" "https://127.0.0.1:$p_tls/plaintext"
+  if command -v oha >/dev/null; then
+    run "h2 TLS 16x16" oha oha oha --no-tui -z "$D" -c16 --http2 -p 16 --insecure "https://127.0.0.1:$p_tls/plaintext"
+  fi
+  run "h2 TLS 16x16" h2lab h2lab "$H2LAB" load -q --threads 1 -c16 -m16 -k -d "$D" "https://127.0.0.1:$p_tls/plaintext"
+done
 
-# h2c 16 x 16
-read -r n_h2l c_h2l < <(measure h2load-h2c h2load h2load -t1 -c16 -m16 -D "$DURATION" "http://127.0.0.1:$p_h2c/plaintext")
-read -r n_me c_me < <(measure h2lab-h2c h2lab "$H2LAB" load -q --threads 1 -c16 -m16 --proto h2c -d "$D" "http://127.0.0.1:$p_h2c/plaintext")
-mine=$(per_cpu "$n_me" "$c_me")
-report "h2c 16x16" "$mine" h2lab "$n_me" "$c_me" h2load "$n_h2l" "$c_h2l"
-
-# h2 over TLS 16 x 16
-read -r n_h2l c_h2l < <(measure h2load-tls h2load h2load -t1 -c16 -m16 -D "$DURATION" "https://127.0.0.1:$p_tls/plaintext")
-read -r n_me c_me < <(measure h2lab-tls h2lab "$H2LAB" load -q --threads 1 -c16 -m16 -k -d "$D" "https://127.0.0.1:$p_tls/plaintext")
-mine=$(per_cpu "$n_me" "$c_me")
-rows=(h2lab "$n_me" "$c_me" h2load "$n_h2l" "$c_h2l")
-if command -v oha >/dev/null; then
-  read -r n_oha c_oha < <(measure oha-tls oha oha --no-tui -z "$D" -c16 --http2 -p 16 --insecure "https://127.0.0.1:$p_tls/plaintext")
-  rows+=(oha "$n_oha" "$c_oha")
-fi
-report "h2 TLS 16x16" "$mine" "${rows[@]}"
+# Per workload and tool: median requests per CPU-second, and its range over the rounds;
+# the ratio is h2lab's median over the peer's (the epoll row is compared with wrk).
+printf '%-24s %-8s %14s %20s %10s\n' workload tool "req/cpu-s" "range" "h2lab/it"
+awk -F'|' '
+  function median(list,   a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function range(list,   a, n, i, lo, hi) {
+    n = split(list, a, " "); lo = hi = a[1]
+    for (i = 2; i <= n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+    return sprintf("%.0f-%.0f", lo, hi)
+  }
+  { key = $1 SUBSEP $2; if (!(key in rates)) { order[++k] = key }
+    rates[key] = rates[key] " " (($4 > 0) ? $3 / $4 : 0) }
+  END {
+    for (i = 1; i <= k; i++) { split(order[i], p, SUBSEP); med[order[i]] = median(rates[order[i]]) }
+    for (i = 1; i <= k; i++) {
+      split(order[i], p, SUBSEP); w = p[1]; t = p[2]
+      if (w ~ /epoll/) { mine = med[order[i]]; peer = med["h1 64 conns" SUBSEP "wrk"] ; t = "h2lab"; r = sprintf("%.2fx (wrk)", mine / peer) }
+      else if (t == "h2lab") r = "-"
+      else r = sprintf("%.2fx", med[w SUBSEP "h2lab"] / med[order[i]])
+      printf "%-24s %-8s %14.0f %20s %10s\n", w, t, med[order[i]], range(rates[order[i]]), r
+    }
+  }' "$runs"
 
 echo
 echo "open loop: h2lab -r 50000 for ${DURATION}s (h1, 64 connections, one thread on core $CLIENT_CPU)"
