@@ -210,6 +210,7 @@ impl LoadArgs {
             return Err(UsageError("--proto h2c-upgrade sends GET requests without a body (the Upgrade request cannot carry one)".into()));
         }
         let mut headers = Vec::new();
+        let mut authority = origin.authority;
         for h in &self.headers {
             let (k, v) = h
                 .split_once(':')
@@ -219,6 +220,15 @@ impl LoadArgs {
                 || http::HeaderValue::from_str(v).is_err()
             {
                 return Err(UsageError(format!("-H `{h}`: not a valid header")));
+            }
+            // As wrk and h2load do: a Host header replaces the URL's (HTTP/2 :authority
+            // too) instead of being sent twice; the connection still goes to the URL.
+            if k.eq_ignore_ascii_case("host") {
+                authority = v
+                    .parse::<http::uri::Authority>()
+                    .map_err(|_| UsageError(format!("-H `{h}`: expected `Host: name[:port]`")))?
+                    .to_string();
+                continue;
             }
             headers.push((k.to_string(), v.to_string()));
         }
@@ -236,7 +246,7 @@ impl LoadArgs {
         Ok(LoadConfig {
             url: self.urls[0].clone(),
             scheme: origin.scheme,
-            authority: origin.authority,
+            authority,
             addr,
             targets,
             method: self.method.to_ascii_uppercase(),
@@ -355,5 +365,39 @@ mod tests {
         let c = parse(&["https://localhost:1/", "-r", "100"]).unwrap();
         assert_eq!(c.model, LoadModel::Open { rate: 100.0 });
         assert_eq!(c.tls.unwrap().sni, "localhost");
+    }
+
+    /// The HTTP/1.1 head of the first request `args` give.
+    fn head(args: &[&str]) -> String {
+        let c = parse(args).unwrap();
+        let r = &crate::load::request::prepare(&c).unwrap()[0];
+        String::from_utf8(r.h1.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn host_and_user_agent_headers_replace_the_defaults() {
+        let url = "http://127.0.0.1:8080/p";
+        let v = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            head(&[url]),
+            format!("GET /p HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nuser-agent: h2lab/{v}\r\n\r\n")
+        );
+        // Replaced, not sent twice; an empty value sends none (curl's convention).
+        assert_eq!(
+            head(&[url, "-H", "Host: example.test", "-H", "User-Agent: probe/2"]),
+            "GET /p HTTP/1.1\r\nhost: example.test\r\nUser-Agent: probe/2\r\n\r\n"
+        );
+        assert_eq!(
+            head(&[url, "-H", "user-agent:", "-H", "x-empty:", "-H", "x-a: 1"]),
+            "GET /p HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nx-a: 1\r\n\r\n"
+        );
+        // HTTP/2 takes the Host as :authority; the connection still goes to the URL.
+        let c = parse(&["http://127.0.0.1:8080/p", "-H", "host: example.test:81"]).unwrap();
+        assert_eq!(c.addr.port(), 8080);
+        let block = &crate::load::request::prepare(&c).unwrap()[0].h2_block;
+        assert!(block.windows(15).any(|w| w == b"example.test:81"));
+        let err = parse(&[url, "-H", "Host:"]).unwrap_err();
+        assert!(err.contains("-H `Host:`"), "{err}");
+        assert!(parse(&[url, "-H", "Host: a b"]).is_err());
     }
 }

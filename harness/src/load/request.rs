@@ -24,31 +24,37 @@ pub struct Prepared {
 pub fn prepare(cfg: &LoadConfig) -> Result<Vec<Prepared>, String> {
     let method = http::Method::from_bytes(cfg.method.as_bytes())
         .map_err(|_| format!("-X `{}` is not a method", cfg.method))?;
-    let user_agent = format!("h2lab/{}", env!("CARGO_PKG_VERSION"));
-    let mut h2_headers = vec![("user-agent".to_string(), user_agent)];
+    let mut headers = Vec::new();
+    if !cfg
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+    {
+        let user_agent = format!("h2lab/{}", env!("CARGO_PKG_VERSION"));
+        headers.push(("user-agent".to_string(), user_agent));
+    }
     for (k, v) in &cfg.headers {
         http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("-H `{k}`: bad header name"))?;
         http::HeaderValue::from_str(v).map_err(|_| format!("-H `{k}: {v}`: bad header value"))?;
-        h2_headers.push((k.clone(), v.clone()));
+        if !v.is_empty() {
+            headers.push((k.clone(), v.clone()));
+        }
     }
     let body = Bytes::from(cfg.body.clone());
     cfg.targets
         .iter()
         .map(|t| {
             let mut h1 = format!(
-                "{} {} HTTP/1.1\r\nhost: {}\r\nuser-agent: h2lab/{}\r\n",
-                cfg.method,
-                t.path,
-                cfg.authority,
-                env!("CARGO_PKG_VERSION")
+                "{} {} HTTP/1.1\r\nhost: {}\r\n",
+                cfg.method, t.path, cfg.authority
             );
             let mut has_len = false;
-            for (k, v) in &cfg.headers {
+            for (k, v) in &headers {
                 has_len |= k.eq_ignore_ascii_case("content-length");
                 h1.push_str(&format!("{k}: {v}\r\n"));
             }
-            let mut h2_headers = h2_headers.clone();
+            let mut h2_headers = headers.clone();
             if !body.is_empty() && !has_len {
                 h1.push_str(&format!("content-length: {}\r\n", body.len()));
                 h2_headers.push(("content-length".into(), body.len().to_string()));

@@ -103,7 +103,8 @@ pub struct LoadConfig {
     pub targets: Vec<Target>,
     /// Method.
     pub method: String,
-    /// Extra headers.
+    /// Extra headers. A `user-agent` replaces h2lab's own; an empty value sends no such
+    /// header (`-H 'User-Agent:'` sends none, as curl does).
     pub headers: Vec<(String, String)>,
     /// Request body.
     #[serde(skip)]
