@@ -122,7 +122,7 @@ awk -F'|' '
   { key = $1 SUBSEP $2; if (!(key in rates)) { order[++k] = key }
     rates[key] = rates[key] " " (($4 > 0) ? $3 / $4 : 0) }
   END {
-    for (i = 1; i <= k; i++) { split(order[i], p, SUBSEP); med[order[i]] = median(rates[order[i]]) }
+    for (i = 1; i <= k; i++) med[order[i]] = median(rates[order[i]])
     for (i = 1; i <= k; i++) {
       split(order[i], p, SUBSEP); w = p[1]; t = p[2]
       if (w ~ /epoll|with UA/) { r = sprintf("%.2fx (wrk)", med[order[i]] / med["h1 64 conns" SUBSEP "wrk"]) }
