@@ -222,6 +222,43 @@ pub fn group_members(pgid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Live processes whose environment holds `key=value`, as (pid, name, process group): how a launch
+/// finds processes that left their process group (environment is inherited, groups are
+/// not).
+pub fn marked(key: &str, value: &str) -> Vec<(u32, String, u32)> {
+    let needle = format!("{key}={value}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            if pid == std::process::id() {
+                return None;
+            }
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                return None;
+            }
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (name, rest) = stat.rsplit_once(')')?;
+            // Fields after the name: state, ppid, pgrp.
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let alive = f.first().is_some_and(|s| *s != "Z" && *s != "X");
+            let pgid: u32 = f.get(2)?.parse().ok()?;
+            alive.then(|| {
+                let name = name.split_once('(').map_or("", |(_, n)| n).to_string();
+                (pid, name, pgid)
+            })
+        })
+        .collect()
+}
+
+/// Sends SIGKILL to one process.
+pub fn kill(pid: u32) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
 /// Formats a " (see LOG)" hint for error messages.
 pub fn log_hint(log: Option<&Path>) -> String {
     match log {

@@ -72,14 +72,7 @@ fn encode_requests(c: &mut Criterion) {
         scheme: "http".into(),
         authority: "127.0.0.1:8080".into(),
         addr: "127.0.0.1:8080".parse().unwrap(),
-        targets: vec![
-            Target {
-                path: "/plaintext".into(),
-            },
-            Target {
-                path: "/json".into(),
-            },
-        ],
+        targets: vec![Target::path("/plaintext"), Target::path("/json")],
         method: "GET".into(),
         headers: vec![("accept".into(), "text/plain".into())],
         body: Vec::new(),

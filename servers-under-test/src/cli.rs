@@ -266,9 +266,51 @@ pub struct HostArgs {
     /// Longest pause between restarts of a crashing app.
     #[arg(long, value_parser = duration, default_value = "5s", value_name = "DUR")]
     pub max_restart_backoff: Duration,
-    /// Worker threads of the app process.
+    /// Worker threads of the app process (the built-in app).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub app_workers: usize,
+    /// Names the module and its app agree on: `h2lab` (H2LAB_APP_PORT, H2LAB_PAIRING_TOKEN,
+    /// x-h2lab-pairing-token) or `ancm`, the ASP.NET Core Module's (ASPNETCORE_PORT,
+    /// ASPNETCORE_TOKEN, ASPNETCORE_APPL_PATH, MS-ASPNETCORE-TOKEN).
+    #[arg(long, value_enum, default_value = "h2lab", value_name = "NAME")]
+    pub module_contract: crate::host::ModuleContract,
+    /// Also pass the app's port in this environment variable.
+    #[arg(long, value_name = "NAME")]
+    pub app_port_env: Option<String>,
+    /// Working directory of the app process.
+    #[arg(long, value_name = "DIR")]
+    pub app_cwd: Option<PathBuf>,
+    /// How the module sees that a program given with --app-command serves: `tcp` (its port
+    /// accepts, as the ASP.NET Core Module checks) or `http:PATH` (GET PATH answers with a
+    /// status under 500).
+    #[arg(long, value_name = "HOW", value_parser = parse_app_ready, default_value = "tcp")]
+    pub app_ready: h2lab_common::app::Readiness,
+    /// App failures (exits or failed starts) within a minute after which the module stops
+    /// restarting it for the rest of the minute and answers 503 (ANCM's rapidFailsPerMinute).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rapid_fails_per_minute: u32,
+    /// Start the app at once and print the listening line only once it serves; exit 1 with
+    /// the app's log tail if its first start fails.
+    #[arg(long)]
+    pub wait_for_app: bool,
+    /// Host this program instead of the built-in `sut app`: everything after the flag is
+    /// the command and its arguments; `{port}` in them (and in --app-env values) becomes
+    /// the port the module chose for each start. Must be the last flag.
+    #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
+    pub app_command: Option<Vec<String>>,
+}
+
+fn parse_app_ready(s: &str) -> Result<h2lab_common::app::Readiness, String> {
+    match s {
+        "tcp" => Ok(h2lab_common::app::Readiness::Tcp),
+        _ => match s.strip_prefix("http:") {
+            Some(path) if path.starts_with('/') => Ok(h2lab_common::app::Readiness::Http {
+                path: path.to_string(),
+                tls: false,
+            }),
+            _ => Err(format!("`{s}` is not `tcp` or `http:/PATH`")),
+        },
+    }
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -458,6 +500,7 @@ impl ForwardArgs {
             }
         }
         Ok(ForwardOptions {
+            strip_path_base: true,
             upstream_h2,
             connect_timeout: self.connect_timeout,
             response_timeout: self.upstream_timeout,
@@ -569,6 +612,61 @@ mod tests {
             .0
             .contains("only http://"));
         assert!(parse_upstream("http://127.0.0.1:8080/x").is_err());
+    }
+
+    #[test]
+    fn app_command_takes_every_argument_after_it() {
+        let cli = parse(&[
+            "host",
+            "--listen",
+            "127.0.0.1:0",
+            "--hosting",
+            "out-of-process",
+            "--module-contract",
+            "ancm",
+            "--app-ready",
+            "http:/health",
+            "--app-command",
+            "python3",
+            "-m",
+            "http.server",
+            "{port}",
+            "--listen",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .unwrap();
+        let Command::Host(h) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            h.app_command.unwrap(),
+            [
+                "python3",
+                "-m",
+                "http.server",
+                "{port}",
+                "--listen",
+                "--bind",
+                "127.0.0.1"
+            ],
+            "flags after --app-command are the app's, even those sut also has"
+        );
+        assert_eq!(h.module_contract, crate::host::ModuleContract::Ancm);
+        assert!(matches!(
+            h.app_ready,
+            h2lab_common::app::Readiness::Http { ref path, tls: false } if path == "/health"
+        ));
+        let bad = parse(&[
+            "host",
+            "--listen",
+            "127.0.0.1:0",
+            "--hosting",
+            "out-of-process",
+            "--app-ready",
+            "health",
+        ]);
+        assert!(bad.unwrap_err().to_string().contains("http:/PATH"));
     }
 
     #[test]

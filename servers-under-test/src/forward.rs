@@ -31,6 +31,9 @@ pub struct ForwardOptions {
     /// Path prefix this front serves the app under: stripped before forwarding and sent
     /// as X-Forwarded-Prefix; requests outside it get 404.
     pub path_base: Option<String>,
+    /// Strip the path base (false: keep the whole path and send no X-Forwarded-Prefix, as
+    /// the ASP.NET Core Module, whose app strips it itself).
+    pub strip_path_base: bool,
 }
 
 impl Default for ForwardOptions {
@@ -40,6 +43,7 @@ impl Default for ForwardOptions {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             path_base: None,
+            strip_path_base: true,
         }
     }
 }
@@ -153,7 +157,12 @@ impl Forwarder {
             (None, None) => PathAndQuery::from_static("/"),
             (Some(base), pq) => {
                 let pq = pq.map(|p| p.as_str()).unwrap_or("/");
-                match strip_base(pq, base).map(PathAndQuery::try_from) {
+                let kept = if self.opts.strip_path_base {
+                    strip_base(pq, base)
+                } else {
+                    strip_base(pq, base).map(|_| pq)
+                };
+                match kept.map(PathAndQuery::try_from) {
                     Some(Ok(rest)) => rest,
                     _ => {
                         return body::text(
@@ -182,7 +191,12 @@ impl Forwarder {
         };
         headers.insert(X_FORWARDED_FOR, xff);
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(conn.scheme()));
-        if let Some(base) = &self.opts.path_base {
+        if let Some(base) = self
+            .opts
+            .path_base
+            .as_ref()
+            .filter(|_| self.opts.strip_path_base)
+        {
             if let Ok(v) = HeaderValue::from_str(base) {
                 headers.insert(X_FORWARDED_PREFIX, v);
             }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{App, AppOptions, ForwardedHeaders, HostingModel, Stall};
 use crate::cli::{self, Cli, Command, Hosting, UpstreamProto, UsageError};
 use crate::handler::Handler;
-use crate::host::{self, AppProcessOptions, ModuleHandler, Supervisor};
+use crate::host::{self, AppProcessOptions, AppReady, ModuleContract, ModuleHandler, Supervisor};
 use crate::proxy::ProxyHandler;
 use crate::server::{self, Limits, ServerOptions};
 
@@ -66,21 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     serve(&control, opts, shutdown, move |_| app.clone(), None)
                 }
                 Hosting::OutOfProcess => {
-                    let exe = std::env::current_exe().context("cannot find the sut executable")?;
-                    let args = vec![
-                        "app".to_string(),
-                        "--workers".to_string(),
-                        a.app_workers.to_string(),
-                    ];
                     let supervisor = Supervisor::new(
-                        AppProcessOptions {
-                            exe,
-                            args,
-                            env: a.app_env.clone(),
-                            log: a.app_log.clone(),
-                            startup_timeout: a.startup_timeout,
-                            max_backoff: a.max_restart_backoff,
-                        },
+                        app_process(&a)?,
                         control.handle().clone(),
                         shutdown.clone(),
                     );
@@ -95,22 +82,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         opts,
                         shutdown,
                         move |_| ModuleHandler::new(sup.clone(), fwd.clone()),
-                        Some(supervisor),
+                        Some((supervisor, a.wait_for_app)),
                     )
                 }
             }
         }
         Command::App(a) => {
-            let token = std::env::var(host::PAIRING_TOKEN_ENV)
+            let token = std::env::var(host::H2LAB_TOKEN_ENV)
                 .ok()
                 .filter(|t| !t.is_empty());
-            let listen = match (a.listen, std::env::var(host::APP_PORT_ENV)) {
+            let listen = match (a.listen, std::env::var(host::H2LAB_PORT_ENV)) {
                 (Some(addr), _) => addr,
                 (None, Ok(port)) => {
                     let port: u16 = port.parse().map_err(|_| {
                         UsageError(format!(
                             "${} is `{port}`, not a port number",
-                            host::APP_PORT_ENV
+                            host::H2LAB_PORT_ENV
                         ))
                     })?;
                     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
@@ -118,7 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Err(_)) => {
                     return Err(UsageError(format!(
                         "--listen is required when ${} is not set",
-                        host::APP_PORT_ENV
+                        host::H2LAB_PORT_ENV
                     ))
                     .into())
                 }
@@ -151,12 +138,66 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The module's app process as the flags describe it: `sut app`, or `--app-command`.
+fn app_process(a: &cli::HostArgs) -> anyhow::Result<AppProcessOptions> {
+    let (exe, args, ready) = match &a.app_command {
+        Some(command) => {
+            let (program, args) = command
+                .split_first()
+                .ok_or_else(|| UsageError("--app-command needs a program".into()))?;
+            (
+                program.into(),
+                args.to_vec(),
+                AppReady::Probe(a.app_ready.clone()),
+            )
+        }
+        None => {
+            if a.module_contract != ModuleContract::H2lab {
+                return Err(UsageError(
+                    "--module-contract ancm hosts a program given with --app-command (the built-in app speaks the h2lab contract)".into(),
+                )
+                .into());
+            }
+            let exe = std::env::current_exe().context("cannot find the sut executable")?;
+            let args = vec![
+                "app".to_string(),
+                "--workers".to_string(),
+                a.app_workers.to_string(),
+            ];
+            (exe, args, AppReady::ListeningLine)
+        }
+    };
+    if let Some(name) = &a.app_port_env {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(
+                UsageError(format!("--app-port-env `{name}` is not a variable name")).into(),
+            );
+        }
+    }
+    Ok(AppProcessOptions {
+        exe,
+        args,
+        env: a.app_env.clone(),
+        cwd: a.app_cwd.clone(),
+        log: a.app_log.clone(),
+        startup_timeout: a.startup_timeout,
+        max_backoff: a.max_restart_backoff,
+        contract: a.module_contract,
+        port_env: a.app_port_env.clone(),
+        path_base: a.forward.path_base.clone(),
+        ready,
+        rapid_fails_per_minute: a.rapid_fails_per_minute,
+    })
+}
+
+/// Binds, starts the workers, (for the module with `--wait-for-app`, waits for the app's
+/// first start), prints the readiness line, and serves until a signal.
 fn serve<H, F>(
     control: &tokio::runtime::Runtime,
     opts: ServerOptions,
     shutdown: CancellationToken,
     make_handler: F,
-    supervisor: Option<Arc<Supervisor>>,
+    supervisor: Option<(Arc<Supervisor>, bool)>,
 ) -> anyhow::Result<()>
 where
     H: Handler,
@@ -166,6 +207,26 @@ where
     let addr = bound.local_addr();
     let line = bound.listening_line();
     let workers = bound.spawn(make_handler, shutdown.clone())?;
+    if let Some((sup, true)) = &supervisor {
+        let first = control.block_on(async {
+            let _guard = control.enter();
+            tokio::select! {
+                r = sup.first_start() => Some(r),
+                _ = wait_for_signal() => None,
+            }
+        });
+        let failed = match first {
+            Some(Ok(())) => None,
+            Some(Err(why)) => Some(why),
+            None => Some("stopped by a signal before the app started".into()),
+        };
+        if let Some(why) = failed {
+            shutdown.cancel();
+            control.block_on(sup.stopped());
+            workers.join();
+            anyhow::bail!(why);
+        }
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}").context("cannot write the readiness line")?;
@@ -176,7 +237,7 @@ where
         wait_for_signal().await;
         tracing::info!("shutting down");
         shutdown.cancel();
-        if let Some(sup) = &supervisor {
+        if let Some((sup, _)) = &supervisor {
             sup.stopped().await;
         }
     });

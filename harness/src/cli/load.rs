@@ -146,10 +146,10 @@ impl LoadArgs {
     /// Validates the flags into a configuration.
     pub fn to_config(&self) -> Result<LoadConfig, UsageError> {
         let (origin, first_path) = parse_origin(&self.urls[0])?;
-        let mut targets = vec![Target { path: first_path }];
+        let mut targets = vec![Target::path(first_path)];
         for more in &self.urls[1..] {
             if more.starts_with('/') {
-                targets.push(Target { path: more.clone() });
+                targets.push(Target::path(more.clone()));
                 continue;
             }
             let (o, path) = parse_origin(more)?;
@@ -158,7 +158,7 @@ impl LoadArgs {
                     "URL `{more}`: every URL must share the first one's scheme, host and port"
                 )));
             }
-            targets.push(Target { path });
+            targets.push(Target::path(path));
         }
         let addr = resolve(&self.urls[0], &origin)?;
         if self.connections == 0 {

@@ -20,20 +20,19 @@ pub struct Prepared {
     pub head: bool,
 }
 
-/// Encodes every target of `cfg` (round-robin order).
-pub fn prepare(cfg: &LoadConfig) -> Result<Vec<Prepared>, String> {
-    let method = http::Method::from_bytes(cfg.method.as_bytes())
-        .map_err(|_| format!("-X `{}` is not a method", cfg.method))?;
+/// Headers of one request: h2lab's User-Agent unless a header replaces it, then the
+/// configuration's and the target's, those with an empty value left out.
+fn request_headers(
+    common: &[(String, String)],
+    own: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
     let mut headers = Vec::new();
-    if !cfg
-        .headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
-    {
+    let all = || common.iter().chain(own);
+    if !all().any(|(k, _)| k.eq_ignore_ascii_case("user-agent")) {
         let user_agent = format!("h2lab/{}", env!("CARGO_PKG_VERSION"));
         headers.push(("user-agent".to_string(), user_agent));
     }
-    for (k, v) in &cfg.headers {
+    for (k, v) in all() {
         http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("-H `{k}`: bad header name"))?;
         http::HeaderValue::from_str(v).map_err(|_| format!("-H `{k}: {v}`: bad header value"))?;
@@ -41,45 +40,118 @@ pub fn prepare(cfg: &LoadConfig) -> Result<Vec<Prepared>, String> {
             headers.push((k.clone(), v.clone()));
         }
     }
-    let body = Bytes::from(cfg.body.clone());
-    cfg.targets
+    Ok(headers)
+}
+
+/// The order in which a weighted round-robin sends targets of these weights: smooth (as
+/// nginx balances upstreams), so weights 3 and 1 go `A A B A`, never `A A A B` bursts
+/// against a shorter cycle, and every request keeps its share on any stretch of the run.
+pub fn weighted_order(weights: &[u32]) -> Vec<usize> {
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let g = weights.iter().copied().fold(0, gcd).max(1);
+    let weights: Vec<i64> = weights.iter().map(|w| i64::from(*w / g)).collect();
+    let total: i64 = weights.iter().sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut order = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(&weights) {
+            *c += w;
+        }
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
+            .expect("at least one target");
+        current[best] -= total;
+        order.push(best);
+    }
+    order
+}
+
+/// Encodes every target of `cfg`, repeated and ordered as its weights say: the engines
+/// send the returned list round-robin.
+pub fn prepare(cfg: &LoadConfig) -> Result<Vec<Prepared>, String> {
+    let one: Vec<Prepared> = cfg
+        .targets
         .iter()
-        .map(|t| {
-            let mut h1 = format!(
-                "{} {} HTTP/1.1\r\nhost: {}\r\n",
-                cfg.method, t.path, cfg.authority
-            );
-            let mut has_len = false;
-            for (k, v) in &headers {
-                has_len |= k.eq_ignore_ascii_case("content-length");
-                h1.push_str(&format!("{k}: {v}\r\n"));
-            }
-            let mut h2_headers = headers.clone();
-            if !body.is_empty() && !has_len {
-                h1.push_str(&format!("content-length: {}\r\n", body.len()));
-                h2_headers.push(("content-length".into(), body.len().to_string()));
-            }
-            h1.push_str("\r\n");
-            let mut bytes = h1.into_bytes();
-            bytes.extend_from_slice(&body);
-            let uri = format!("{}://{}{}", cfg.scheme, cfg.authority, t.path)
-                .parse::<http::Uri>()
-                .map_err(|e| format!("URL path `{}`: {e}", t.path))?;
-            let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-            let h2_block = crate::h2wire::hpack::request_block(
-                method.as_str(),
-                &cfg.scheme,
-                &cfg.authority,
-                &path,
-                &h2_headers,
-            );
-            Ok(Prepared {
-                h1: Bytes::from(bytes),
-                h2_block: Bytes::from(h2_block),
-                path,
-                body: body.clone(),
-                head: method == http::Method::HEAD,
-            })
-        })
-        .collect()
+        .map(|t| prepare_one(cfg, t))
+        .collect::<Result<_, _>>()?;
+    if one.len() == 1 {
+        return Ok(one);
+    }
+    let weights: Vec<u32> = cfg.targets.iter().map(|t| t.weight.max(1)).collect();
+    Ok(weighted_order(&weights)
+        .into_iter()
+        .map(|i| one[i].clone())
+        .collect())
+}
+
+fn prepare_one(cfg: &LoadConfig, t: &crate::model::Target) -> Result<Prepared, String> {
+    let method_name = t.method.as_deref().unwrap_or(&cfg.method);
+    let method = http::Method::from_bytes(method_name.as_bytes())
+        .map_err(|_| format!("-X `{method_name}` is not a method"))?;
+    let headers = request_headers(&cfg.headers, &t.headers)?;
+    let body = Bytes::from(t.body.clone().unwrap_or_else(|| cfg.body.clone()));
+    let mut h1 = format!(
+        "{} {} HTTP/1.1\r\nhost: {}\r\n",
+        method_name, t.path, cfg.authority
+    );
+    let mut has_len = false;
+    for (k, v) in &headers {
+        has_len |= k.eq_ignore_ascii_case("content-length");
+        h1.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let mut h2_headers = headers.clone();
+    if !body.is_empty() && !has_len {
+        h1.push_str(&format!("content-length: {}\r\n", body.len()));
+        h2_headers.push(("content-length".into(), body.len().to_string()));
+    }
+    h1.push_str("\r\n");
+    let mut bytes = h1.into_bytes();
+    bytes.extend_from_slice(&body);
+    let uri = format!("{}://{}{}", cfg.scheme, cfg.authority, t.path)
+        .parse::<http::Uri>()
+        .map_err(|e| format!("URL path `{}`: {e}", t.path))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let h2_block = crate::h2wire::hpack::request_block(
+        method.as_str(),
+        &cfg.scheme,
+        &cfg.authority,
+        &path,
+        &h2_headers,
+    );
+    Ok(Prepared {
+        h1: Bytes::from(bytes),
+        h2_block: Bytes::from(h2_block),
+        path,
+        body,
+        head: method == http::Method::HEAD,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weighted_order;
+
+    #[test]
+    fn weighted_order_is_smooth_and_keeps_each_share() {
+        assert_eq!(weighted_order(&[3, 1]), [0, 0, 1, 0]);
+        assert_eq!(weighted_order(&[6, 2]), [0, 0, 1, 0], "reduced by the gcd");
+        assert_eq!(weighted_order(&[1, 1, 1]), [0, 1, 2]);
+        let order = weighted_order(&[5, 3, 2]);
+        assert_eq!(order.len(), 10);
+        for (i, w) in [5, 3, 2].iter().enumerate() {
+            assert_eq!(order.iter().filter(|&&o| o == i).count(), *w);
+        }
+        assert!(
+            order.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])),
+            "{order:?}"
+        );
+    }
 }

@@ -340,6 +340,7 @@ pub fn run(
                         max: None,
                         profile: server.profile.map(|p| p.name.to_string()),
                     }),
+                    app: None,
                 };
                 let got = match launcher.start_spec(&launch, &dir) {
                     Ok(target) => {

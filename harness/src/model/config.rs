@@ -68,11 +68,33 @@ pub struct TlsClientConfig {
     pub sni: String,
 }
 
-/// One request target (several are used round-robin).
+/// One request target (several are used in a weighted round-robin).
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     /// Path and query, e.g. `/plaintext`.
     pub path: String,
+    /// Method of this target (None: the configuration's).
+    pub method: Option<String>,
+    /// Headers of this target, sent after the configuration's.
+    pub headers: Vec<(String, String)>,
+    /// Body of this target (None: the configuration's).
+    #[serde(skip)]
+    pub body: Option<Vec<u8>>,
+    /// Share in the round-robin: sent `weight` times per round.
+    pub weight: u32,
+}
+
+impl Target {
+    /// A target of this path with the configuration's method, headers and body.
+    pub fn path(path: impl Into<String>) -> Target {
+        Target {
+            path: path.into(),
+            method: None,
+            headers: Vec::new(),
+            body: None,
+            weight: 1,
+        }
+    }
 }
 
 /// How requests are paced.

@@ -2,6 +2,7 @@
 //! only reads it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use h2lab_common::launch::ProxyKind;
@@ -67,17 +68,98 @@ pub struct CellLoad {
     pub sweep: Option<String>,
 }
 
-/// The request of a cell.
+/// What a request carries as its body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CellRequest {
-    /// Name that stands for the request in the axes (comparisons match by it), if given.
-    pub name: Option<String>,
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum RequestBody {
+    /// No body.
+    Empty,
+    /// This many bytes of `x` (`body_bytes`).
+    Filler {
+        /// Size in bytes.
+        bytes: usize,
+    },
+    /// The bytes of a file (`body_file`), read when the cell starts.
+    File {
+        /// The file, resolved against the scenario's directory.
+        path: PathBuf,
+        /// Its size when the scenario was validated.
+        bytes: u64,
+    },
+}
+
+/// One request a cell sends (alone, or as part of a weighted mix).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpRequest {
     /// Path and query.
     pub path: String,
     /// Method.
     pub method: String,
-    /// Body size.
-    pub body_bytes: usize,
+    /// Extra headers, in the order written.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: RequestBody,
+    /// Share in the mix: sent `weight` times per round of the weighted round-robin.
+    pub weight: u32,
+}
+
+/// The request (or request mix) of a cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellRequest {
+    /// Name that stands for the request in the axes (comparisons match by it), if given;
+    /// a mix always has one.
+    pub name: Option<String>,
+    /// The requests, one unless this is a mix.
+    pub requests: Vec<HttpRequest>,
+}
+
+/// What the user's app speaks on its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProtocol {
+    /// HTTP/1.1.
+    H1,
+    /// HTTP/2 by prior knowledge (h2c); such apps usually speak HTTP/1.1 as well.
+    H2c,
+}
+
+/// The user's app under test (`[app]`): started by the lab for every cell whose topology
+/// can hold it, instead of the built-in test app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppSpec {
+    /// Program and arguments (no shell); `{port}`, `{cert}`, `{key}`, `{ca}` not yet
+    /// replaced.
+    pub command: Vec<String>,
+    /// Working directory, resolved against the scenario's directory.
+    pub cwd: PathBuf,
+    /// Extra environment (values may hold placeholders).
+    pub env: BTreeMap<String, String>,
+    /// A variable that also receives the port.
+    pub port_env: Option<String>,
+    /// What it speaks on its port.
+    pub protocol: AppProtocol,
+    /// How the lab sees that it serves (`tls` is filled in from [`AppSpec::tls`]).
+    pub ready: h2lab_common::app::Readiness,
+    /// How long it may take to become ready.
+    #[serde(serialize_with = "human")]
+    pub ready_timeout: Duration,
+    /// The app terminates TLS itself (given `{cert}` and `{key}`).
+    pub tls: bool,
+    /// Names the out-of-process module and the app agree on: `h2lab` or `ancm`.
+    pub module_contract: String,
+}
+
+/// How the client reaches external targets (`[target]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetSpec {
+    /// CA file to trust instead of the built-in roots.
+    pub cacert: Option<PathBuf>,
+    /// Skip certificate verification.
+    pub insecure: bool,
+    /// Server name to send (SNI) and verify, instead of the URL's host.
+    pub sni: Option<String>,
+    /// Host header / :authority to send, instead of the URL's.
+    pub host: Option<String>,
 }
 
 /// One cell of the matrix.
@@ -107,6 +189,8 @@ pub struct Cell {
     pub request: CellRequest,
     /// Load engine: `h2lab`, `wrk` or `h2load`.
     pub engine: String,
+    /// The user's app (`[app]`) serves this cell, not the built-in test app.
+    pub app: bool,
 }
 
 /// A validated scenario.
@@ -131,6 +215,10 @@ pub struct Plan {
     pub cells: Vec<Cell>,
     /// Real proxies the plan needs that are not installed: (proxy, install hint).
     pub missing_proxies: Vec<(String, String)>,
+    /// The user's app, when the scenario names one.
+    pub app: Option<AppSpec>,
+    /// How external cells are reached.
+    pub target: TargetSpec,
 }
 
 fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

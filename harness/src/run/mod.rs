@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::cli::scenario::RunArgs;
 use crate::load::{self, Shared};
-use crate::model::plan::{Cell, Offer, Plan, Topology};
+use crate::model::plan::{Cell, Offer, Plan, RequestBody, Topology};
 use crate::model::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig};
 use crate::output::atomic_write;
 use topology::Launcher;
@@ -43,8 +43,15 @@ pub struct CellRecord {
     pub dir: String,
     /// Achieved requests/s.
     pub rps: Option<f64>,
-    /// Protocol that reached the app (from `/info`).
+    /// Protocol that reached the app.
     pub app_protocol: Option<String>,
+    /// Where [`CellRecord::app_protocol`] comes from: `observed` (the built-in app's
+    /// `/info`, or the client's own connection when the user's app is the edge) or
+    /// `configured` (how the lab configured the front's hop to the user's app).
+    pub app_protocol_source: Option<String>,
+    /// What the reader of this cell should know (e.g. why a hop differs from the app's
+    /// protocol).
+    pub notes: Vec<String>,
     /// Seconds to start the topology (spawn to readiness).
     pub start_s: f64,
     /// Seconds to stop it.
@@ -109,13 +116,15 @@ pub fn run_id(name: &str) -> String {
     format!("{name}-{stamp}-{}", std::process::id())
 }
 
-/// The load engine's configuration for `cell` against `target`.
+/// The load engine's configuration for `cell` against `target`: the cell's request (or
+/// mix), and for external cells the `[target]` settings. Reads body files, so it fails
+/// when one cannot be read.
 pub fn load_config(
     plan: &Plan,
     cell: &Cell,
     target: &topology::Launched,
     threads: usize,
-) -> LoadConfig {
+) -> Result<LoadConfig, String> {
     let https = target.scheme == "https";
     let port = target.addr.port();
     let authority = if https {
@@ -123,14 +132,20 @@ pub fn load_config(
     } else {
         target.addr.to_string()
     };
-    let (authority, host) = match &cell.topology {
+    let ext = &plan.target;
+    let (authority, host, cacert, insecure) = match &cell.topology {
         Topology::External(url) => {
             let uri: http::Uri = url.parse().expect("validated URL");
             let a = uri.authority().map(|a| a.to_string()).unwrap_or(authority);
             let h = uri.host().unwrap_or("localhost").to_string();
-            (a, h)
+            (
+                ext.host.clone().unwrap_or(a),
+                ext.sni.clone().unwrap_or(h),
+                ext.cacert.clone(),
+                ext.insecure,
+            )
         }
-        _ => (authority, "localhost".to_string()),
+        _ => (authority, "localhost".to_string(), target.ca.clone(), false),
     };
     let (proto, alpn) = match &cell.offer {
         Offer::Tls(list) => (Proto::Auto, list.clone()),
@@ -138,28 +153,60 @@ pub fn load_config(
         Offer::H2c => (Proto::H2c, Vec::new()),
         Offer::H2cUpgrade => (Proto::H2cUpgrade, Vec::new()),
     };
-    LoadConfig {
-        url: format!("{}://{authority}{}", target.scheme, cell.request.path),
+    let body_of = |b: &RequestBody| -> Result<Vec<u8>, String> {
+        match b {
+            RequestBody::Empty => Ok(Vec::new()),
+            RequestBody::Filler { bytes } => Ok(vec![b'x'; *bytes]),
+            RequestBody::File { path, .. } => std::fs::read(path)
+                .map_err(|e| format!("cannot read body_file {}: {e}", path.display())),
+        }
+    };
+    let reqs = &cell.request.requests;
+    let first = &reqs[0];
+    // One request: its method, headers and body are the configuration's (peers get
+    // them as flags); a mix gives each target its own.
+    let (method, headers, body, targets) = if let [one] = reqs.as_slice() {
+        (
+            one.method.clone(),
+            one.headers.clone(),
+            body_of(&one.body)?,
+            vec![Target::path(one.path.clone())],
+        )
+    } else {
+        let targets = reqs
+            .iter()
+            .map(|r| {
+                Ok(Target {
+                    path: r.path.clone(),
+                    method: Some(r.method.clone()),
+                    headers: r.headers.clone(),
+                    body: Some(body_of(&r.body)?),
+                    weight: r.weight,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        (first.method.clone(), Vec::new(), Vec::new(), targets)
+    };
+    Ok(LoadConfig {
+        url: format!("{}://{authority}{}", target.scheme, first.path),
         scheme: target.scheme.clone(),
         authority,
         addr: target.addr,
-        targets: vec![Target {
-            path: cell.request.path.clone(),
-        }],
-        method: cell.request.method.clone(),
-        headers: Vec::new(),
-        body: vec![b'x'; cell.request.body_bytes],
-        body_bytes: cell.request.body_bytes,
+        targets,
+        method,
+        headers,
+        body_bytes: body.len(),
+        body,
         proto,
-        tls: https.then(|| TlsClientConfig {
+        tls: https.then_some(TlsClientConfig {
             stack: cell.client_tls,
             min: None,
             max: None,
             ciphers: None,
             tls13_suites: None,
             alpn,
-            cacert: target.ca.clone(),
-            insecure: false,
+            cacert,
+            insecure,
             sni: host,
         }),
         connections: cell.load.connections,
@@ -179,7 +226,7 @@ pub fn load_config(
         keep_alive: true,
         pipelining: false,
         tls_resumption: false,
-    }
+    })
 }
 
 /// SIGINT / SIGTERM flags: which one came, and whether any did.
@@ -312,7 +359,11 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
             {
                 let what = match (&record.status[..], record.rps) {
                     ("ok", Some(rps)) => format!(
-                        "ok {rps:.0} req/s, app saw {}",
+                        "ok {rps:.0} req/s, app {} {}",
+                        match record.app_protocol_source.as_deref() {
+                            Some("configured") => "configured for",
+                            _ => "saw",
+                        },
                         record.app_protocol.as_deref().unwrap_or("?")
                     ),
                     (s, _) => format!("{s}: {}", record.reason.as_deref().unwrap_or("")),
@@ -421,6 +472,8 @@ fn run_cell_once(
         dir: rel.to_string(),
         rps: None,
         app_protocol: None,
+        app_protocol_source: None,
+        notes: Vec::new(),
         start_s: 0.0,
         stop_s: 0.0,
         leftover_processes: Vec::new(),
@@ -436,7 +489,8 @@ fn run_cell_once(
             return record;
         }
     }
-    let launched = match launcher.start(cell, dir) {
+    let app = plan.app.as_ref().filter(|_| cell.app);
+    let launched = match launcher.start(cell, app, dir) {
         Ok(l) => l,
         Err(e) => {
             record.status = "failed".into();
@@ -445,19 +499,42 @@ fn run_cell_once(
         }
     };
     record.start_s = launched.start_time.as_secs_f64();
-    let mut cfg = load_config(plan, cell, &launched, threads);
+    let mut cfg = match load_config(plan, cell, &launched, threads) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let stopped = launched.stop(dir);
+            record.stop_s = stopped.took.as_secs_f64();
+            record.leftover_processes = stopped.leftovers;
+            record.status = "failed".into();
+            record.reason = Some(e);
+            return record;
+        }
+    };
     // With --pin the servers own the last core; the generator gets the others.
     cfg.cpu_affinity = launcher.pin_core.map(|server| (0..server).collect());
-    match info::fetch(&cfg) {
-        Ok(info) => {
-            record.app_protocol = info["http_version"].as_str().map(str::to_string);
-            let _ = std::fs::write(
-                dir.join("info.json"),
-                serde_json::to_vec_pretty(&info).unwrap_or_default(),
-            );
+    if let Some(hop) = &launched.app_hop {
+        // A user's app reports nothing: say what the front was configured to speak.
+        record.app_protocol = Some(hop.protocol.to_string());
+        record.app_protocol_source = Some("configured".into());
+        if let Some(note) = &hop.note {
+            record
+                .notes
+                .push(format!("{note}: the hop to the app is {}", hop.protocol));
         }
-        Err(e) => {
-            let _ = std::fs::write(dir.join("info.error.txt"), &e);
+    } else if app.is_none() {
+        match info::fetch(&cfg) {
+            Ok(info) => {
+                record.app_protocol = info["http_version"].as_str().map(str::to_string);
+                record.app_protocol_source =
+                    record.app_protocol.as_ref().map(|_| "observed".into());
+                let _ = std::fs::write(
+                    dir.join("info.json"),
+                    serde_json::to_vec_pretty(&info).unwrap_or_default(),
+                );
+            }
+            Err(e) => {
+                let _ = std::fs::write(dir.join("info.error.txt"), &e);
+            }
         }
     }
     if cell.engine != "h2lab" {
@@ -502,6 +579,12 @@ fn run_cell_once(
         Ok(run) => {
             let result = crate::output::result::build(&cfg, &run);
             record.rps = Some(result.summary.rps);
+            if app.is_some() && launched_edge_is_app(cell) {
+                // The user's app is the edge: what the client negotiated reached it.
+                record.app_protocol = http_version(&result.negotiated.protocol);
+                record.app_protocol_source =
+                    record.app_protocol.as_ref().map(|_| "observed".into());
+            }
             let wrote = write_result(dir, &result).and_then(|()| {
                 crate::record::hlog::write(&dir.join("latency.hlog"), run.started, &run.intervals)
             });
@@ -515,7 +598,11 @@ fn run_cell_once(
                     .iter()
                     .map(|(k, v)| format!("{k}: {v}"))
                     .collect();
-                record.reason = Some(format!("every request failed ({})", errors.join(", ")));
+                record.reason = Some(format!(
+                    "every request failed ({}){}",
+                    errors.join(", "),
+                    certificate_hint(cell, &result.errors)
+                ));
             }
         }
         Err(e) => {
@@ -524,4 +611,33 @@ fn run_cell_once(
         }
     }
     record
+}
+
+/// Whether the cell's edge is the user's app itself.
+fn launched_edge_is_app(cell: &Cell) -> bool {
+    cell.topology == Topology::DirectEdge
+}
+
+/// `HTTP/1.1` or `HTTP/2` for a negotiated protocol (`h1`, `h2`, `h2c`).
+fn http_version(negotiated: &str) -> Option<String> {
+    match negotiated {
+        "h1" | "http/1.1" => Some("HTTP/1.1".into()),
+        p if p.starts_with("h2") => Some("HTTP/2".into()),
+        _ => None,
+    }
+}
+
+/// What to do when an external target's certificate was refused.
+fn certificate_hint(cell: &Cell, errors: &std::collections::BTreeMap<String, u64>) -> String {
+    let refused = errors.keys().any(|k| {
+        crate::tls::CERTIFICATE_CLASSES
+            .iter()
+            .any(|c| k == &format!("tls_handshake:{c}"))
+    });
+    match (&cell.topology, refused) {
+        (Topology::External(_), true) => {
+            "; the target's certificate is not trusted: pass cacert = \"ca.pem\" (the CA that signed it) or insecure = true in [target]".into()
+        }
+        _ => String::new(),
+    }
 }

@@ -109,6 +109,11 @@ pub fn run(engine: &str, cfg: &LoadConfig) -> Result<ResultV1, PeerError> {
         .as_secs()
         .max(1);
     let threads = cfg.threads.max(1).min(cfg.connections);
+    if cfg.targets.len() > 1 {
+        return Err(PeerError::Skip(format!(
+            "{engine} cannot send a weighted mix of requests; cell skipped"
+        )));
+    }
     match engine {
         "wrk" => {
             let bin = find("wrk").ok_or_else(|| {

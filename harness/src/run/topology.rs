@@ -1,15 +1,21 @@
-//! Starts the servers of one cell's topology on OS-chosen ports (sut processes and real
-//! proxies through the shared launcher), and stops them all.
+//! Starts the servers of one cell's topology on OS-chosen ports (sut processes, real
+//! proxies through the shared launcher, and the user's own app when the scenario names
+//! one), and stops them all. Every process of one launch carries a marker in its
+//! environment, so whatever escaped its process group is found and stopped too.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use h2lab_common::launch::{self, ProxySpec, ProxyTls, RunningServer};
+use h2lab_common::launch::{self, ProxyKind, ProxySpec, ProxyTls, RunningServer};
 use h2lab_common::pki::{KeyType, PkiFiles};
 use h2lab_common::profiles;
 
-use crate::model::plan::{Cell, ServerTls, Topology};
+use crate::model::plan::{AppProtocol, AppSpec, Cell, ServerTls, Topology};
+
+/// Environment variable that marks every process of one launch.
+pub const LAUNCH_MARKER: &str = "H2LAB_LAUNCH";
 
 /// A started topology.
 pub struct Launched {
@@ -23,6 +29,20 @@ pub struct Launched {
     pub servers: Vec<RunningServer>,
     /// Time from the first spawn to the last readiness signal.
     pub start_time: Duration,
+    /// With the user's app behind a front: the protocol the front is configured to speak
+    /// to it (no app reports what it saw), and why it differs from what the app offers.
+    pub app_hop: Option<AppHop>,
+    /// The marker value of this launch's processes.
+    marker: String,
+}
+
+/// The hop from a front to the user's app, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppHop {
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub protocol: &'static str,
+    /// Why the hop does not use the app's protocol, when it does not.
+    pub note: Option<String>,
 }
 
 /// How a teardown went.
@@ -39,8 +59,10 @@ impl Launched {
     pub fn stop(self, dir: &Path) -> Stopped {
         let t = Instant::now();
         let mut leftovers = Vec::new();
+        let mut groups = Vec::new();
         for mut s in self.servers {
             let pgid = s.child.pid();
+            groups.push(pgid);
             s.child.stop(Duration::from_secs(5));
             if let Some(private) = &s.dir {
                 for name in ["error.log", "stdout.log"] {
@@ -51,6 +73,25 @@ impl Launched {
                 }
             }
             leftovers.extend(h2lab_common::process::group_members(pgid));
+        }
+        // A process that left its group (a daemonising app) still carries the marker.
+        let escaped = || {
+            let marked = h2lab_common::process::marked(LAUNCH_MARKER, &self.marker);
+            marked
+                .into_iter()
+                .filter(|(_, _, g)| !groups.contains(g))
+                .collect::<Vec<_>>()
+        };
+        // A group the module killed a moment ago may still be dying: give it a second.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut left = escaped();
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            left = escaped();
+        }
+        for (pid, name, _) in left {
+            h2lab_common::process::kill(pid);
+            leftovers.push(format!("{pid} {name} (outside its process group; killed)"));
         }
         Stopped {
             took: t.elapsed(),
@@ -74,13 +115,16 @@ pub struct TlsSpec {
     pub profile: Option<String>,
 }
 
-/// A server to start: a topology, with TLS or cleartext.
+/// A server to start: a topology, with TLS or cleartext, serving the built-in app or the
+/// user's.
 #[derive(Debug, Clone)]
 pub struct ServerSpec<'a> {
     /// The topology.
     pub topology: &'a Topology,
     /// TLS, or None for cleartext.
     pub tls: Option<TlsSpec>,
+    /// The user's app, instead of the built-in one.
+    pub app: Option<&'a AppSpec>,
 }
 
 /// How to start processes for a run.
@@ -97,6 +141,35 @@ pub struct Launcher<'a> {
 
 const READY: Duration = Duration::from_secs(30);
 
+/// A marker value unique to one launch of this process.
+fn new_marker(owner: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{owner}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The hop from `topology`'s front to an app speaking `protocol`, as the lab configures it.
+pub fn app_hop(topology: &Topology, protocol: AppProtocol) -> Option<AppHop> {
+    let h2c = protocol == AppProtocol::H2c;
+    let (protocol, note) = match topology {
+        Topology::SutProxy | Topology::RealProxy(ProxyKind::Apache | ProxyKind::Haproxy) => {
+            (if h2c { "HTTP/2" } else { "HTTP/1.1" }, None)
+        }
+        Topology::RealProxy(ProxyKind::Nginx) => (
+            "HTTP/1.1",
+            h2c.then(|| "nginx cannot speak HTTP/2 to a backend".to_string()),
+        ),
+        Topology::OutOfProcess => (
+            "HTTP/1.1",
+            h2c.then(|| "the module's hop is HTTP/1.1 by contract".to_string()),
+        ),
+        Topology::DirectEdge | Topology::InProcess | Topology::External(_) => return None,
+    };
+    Some(AppHop { protocol, note })
+}
 impl Launcher<'_> {
     fn files(&self, key: KeyType) -> &PkiFiles {
         &self
@@ -107,7 +180,13 @@ impl Launcher<'_> {
             .1
     }
 
-    fn sut(&self, dir: &Path, name: &str, args: Vec<String>) -> Result<RunningServer, String> {
+    fn sut(
+        &self,
+        dir: &Path,
+        name: &str,
+        args: Vec<String>,
+        marker: &str,
+    ) -> Result<RunningServer, String> {
         let (bin, mut all) = match self.pin_core {
             Some(core) => (
                 PathBuf::from("taskset"),
@@ -124,10 +203,123 @@ impl Launcher<'_> {
         if std::env::var("H2LAB_FAULT_START").is_ok_and(|t| name.starts_with(&t)) {
             all.push("--fault-injected-bad-flag".into());
         }
-        let env = [("H2LAB_OWNER".to_string(), self.owner.clone())];
+        let env = [
+            ("H2LAB_OWNER".to_string(), self.owner.clone()),
+            (LAUNCH_MARKER.to_string(), marker.to_string()),
+        ];
         let log = dir.join(format!("{name}.log"));
         launch::start_sut(&bin, &all, &env, Some(&log), READY)
             .map_err(|e| format!("{name} did not start: {e}"))
+    }
+
+    /// `{cert}`, `{key}` and `{ca}` of the run's PKI for `key`.
+    fn pki_placeholder(&self, key: KeyType, name: &str) -> Option<String> {
+        let f = self.files(key);
+        let path = match name {
+            "cert" => &f.chain,
+            "key" => &f.key,
+            "ca" => &f.ca,
+            _ => return None,
+        };
+        Some(path.display().to_string())
+    }
+
+    /// Starts the user's app on a free loopback port, its output in `dir/app.log`, and
+    /// waits until it serves.
+    fn user_app(
+        &self,
+        app: &AppSpec,
+        key: KeyType,
+        dir: &Path,
+        marker: &str,
+    ) -> Result<RunningServer, String> {
+        let port = launch::free_loopback_port().map_err(|e| format!("no free port: {e}"))?;
+        let lookup = |name: &str| match name {
+            "port" => Some(port.to_string()),
+            other => self.pki_placeholder(key, other),
+        };
+        let argv: Vec<String> = app
+            .command
+            .iter()
+            .map(|a| h2lab_common::app::substitute(a, lookup))
+            .collect();
+        let log = dir.join("app.log");
+        let out = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let (program, args) = argv.split_first().ok_or("the app's command is empty")?;
+        let (bin, mut all) = match self.pin_core {
+            Some(core) => (
+                "taskset".to_string(),
+                vec!["-c".to_string(), core.to_string(), program.clone()],
+            ),
+            None => (program.clone(), Vec::new()),
+        };
+        all.extend(args.iter().cloned());
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args(&all)
+            .current_dir(&app.cwd)
+            .envs(
+                app.env
+                    .iter()
+                    .map(|(k, v)| (k, h2lab_common::app::substitute(v, lookup))),
+            )
+            .envs(app.port_env.iter().map(|k| (k, port.to_string())))
+            .env("H2LAB_OWNER", &self.owner)
+            .env(LAUNCH_MARKER, marker)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let mut child = h2lab_common::process::OwnedChild::spawn("app", &mut cmd)
+            .map_err(|e| format!("the app did not start: {e}"))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        h2lab_common::app::wait_ready(&mut child, addr, &app.ready, app.ready_timeout, &log)
+            .map_err(|e| format!("the app ({}) did not get ready: {e}", argv.join(" ")))?;
+        Ok(RunningServer {
+            addr,
+            scheme: if app.tls { "https" } else { "http" }.into(),
+            child,
+            log: Some(log),
+            dir: None,
+        })
+    }
+
+    /// `sut host` flags that make the module host the user's app (`--app-command` last).
+    fn module_app_args(&self, app: &AppSpec, key: KeyType, dir: &Path) -> Vec<String> {
+        // `{port}` is the module's to fill in at each start.
+        let lookup = |name: &str| self.pki_placeholder(key, name);
+        let mut a = vec![
+            "--wait-for-app".to_string(),
+            "--module-contract".into(),
+            app.module_contract.clone(),
+            "--app-cwd".into(),
+            app.cwd.display().to_string(),
+            "--startup-timeout".into(),
+            humantime::format_duration(app.ready_timeout).to_string(),
+            "--app-ready".into(),
+            match &app.ready {
+                h2lab_common::app::Readiness::Tcp => "tcp".into(),
+                h2lab_common::app::Readiness::Http { path, .. } => format!("http:{path}"),
+            },
+            "--app-log".into(),
+            dir.join("app.log").display().to_string(),
+        ];
+        for (k, v) in &app.env {
+            a.extend([
+                "--app-env".into(),
+                format!("{k}={}", h2lab_common::app::substitute(v, lookup)),
+            ]);
+        }
+        if let Some(name) = &app.port_env {
+            a.extend(["--app-port-env".into(), name.clone()]);
+        }
+        a.push("--app-command".into());
+        a.extend(
+            app.command
+                .iter()
+                .map(|c| h2lab_common::app::substitute(c, lookup)),
+        );
+        a
     }
 
     fn tls_args(&self, spec: &ServerSpec) -> Vec<String> {
@@ -189,8 +381,13 @@ impl Launcher<'_> {
         }
     }
 
-    /// Starts the topology of `cell`, logs in `dir`.
-    pub fn start(&self, cell: &Cell, dir: &Path) -> Result<Launched, String> {
+    /// Starts the topology of `cell` (around the user's `app`, when given), logs in `dir`.
+    pub fn start(
+        &self,
+        cell: &Cell,
+        app: Option<&AppSpec>,
+        dir: &Path,
+    ) -> Result<Launched, String> {
         let tls = (cell.server_tls != ServerTls::None
             || matches!(cell.topology, Topology::RealProxy(_)))
         .then(|| TlsSpec {
@@ -208,6 +405,7 @@ impl Launcher<'_> {
             &ServerSpec {
                 topology: &cell.topology,
                 tls,
+                app,
             },
             dir,
         )
@@ -216,6 +414,9 @@ impl Launcher<'_> {
     /// Starts a topology as `spec` describes, logs in `dir`.
     pub fn start_spec(&self, spec: &ServerSpec, dir: &Path) -> Result<Launched, String> {
         let t0 = Instant::now();
+        let marker = new_marker(&self.owner);
+        let key = spec.tls.as_ref().map_or(KeyType::Ecdsa, |t| t.cert);
+        let app_hop = spec.app.and_then(|a| app_hop(spec.topology, a.protocol));
         let listen = || {
             vec![
                 "--listen".to_string(),
@@ -241,13 +442,19 @@ impl Launcher<'_> {
                     ca: None,
                     servers,
                     start_time: t0.elapsed(),
+                    app_hop: None,
+                    marker,
                 });
+            }
+            Topology::DirectEdge if spec.app.is_some() => {
+                let app = spec.app.expect("checked");
+                self.user_app(app, key, dir, &marker)?
             }
             Topology::DirectEdge => {
                 let mut a = vec!["edge".to_string()];
                 a.extend(listen());
                 a.extend(self.tls_args(spec));
-                self.sut(dir, "direct-edge", a)?
+                self.sut(dir, "direct-edge", a, &marker)?
             }
             Topology::InProcess | Topology::OutOfProcess => {
                 let oop = *spec.topology == Topology::OutOfProcess;
@@ -255,23 +462,36 @@ impl Launcher<'_> {
                 let mut a = vec!["host".to_string(), "--hosting".into(), name.into()];
                 a.extend(listen());
                 a.extend(self.tls_args(spec));
-                if oop {
-                    a.extend([
+                match spec.app {
+                    Some(app) if oop => a.extend(self.module_app_args(app, key, dir)),
+                    _ if oop => a.extend([
                         "--eager-start".into(),
                         "--app-log".into(),
                         dir.join("app.log").display().to_string(),
-                    ]);
+                    ]),
+                    _ => {}
                 }
-                self.sut(dir, name, a)?
+                self.sut(dir, name, a, &marker).map_err(|e| {
+                    if spec.app.is_some() {
+                        format!("{e}{}", h2lab_common::app::tail_hint(&dir.join("app.log")))
+                    } else {
+                        e
+                    }
+                })?
             }
             Topology::SutProxy | Topology::RealProxy(_) => {
-                let backend = self.sut(
-                    dir,
-                    "backend",
-                    vec!["app".into(), "--listen".into(), "127.0.0.1:0".into()],
-                )?;
+                let backend = match spec.app {
+                    Some(app) => self.user_app(app, key, dir, &marker)?,
+                    None => self.sut(
+                        dir,
+                        "backend",
+                        vec!["app".into(), "--listen".into(), "127.0.0.1:0".into()],
+                        &marker,
+                    )?,
+                };
                 let backend_addr = backend.addr;
                 servers.push(backend);
+                let backend_h2 = app_hop.as_ref().is_some_and(|h| h.protocol == "HTTP/2");
                 match spec.topology {
                     Topology::SutProxy => {
                         let mut a = vec![
@@ -279,16 +499,19 @@ impl Launcher<'_> {
                             "--upstream".into(),
                             format!("http://{backend_addr}"),
                         ];
+                        if backend_h2 {
+                            a.extend(["--upstream-proto".into(), "h2".into()]);
+                        }
                         a.extend(listen());
                         a.extend(self.tls_args(spec));
-                        self.sut(dir, "reverse-proxy-sut", a)?
+                        self.sut(dir, "reverse-proxy-sut", a, &marker)?
                     }
                     Topology::RealProxy(kind) => {
                         let f = self.files(spec.tls.as_ref().map_or(KeyType::Ecdsa, |t| t.cert));
                         let proxy = ProxySpec {
                             kind: *kind,
                             backend: backend_addr,
-                            backend_h2: false,
+                            backend_h2,
                             chain: f.chain.clone(),
                             key: f.key.clone(),
                             workers: 1,
@@ -307,9 +530,19 @@ impl Launcher<'_> {
         Ok(Launched {
             addr,
             scheme,
-            ca: spec.tls.as_ref().map(|t| self.files(t.cert).ca.clone()),
+            ca: spec
+                .tls
+                .as_ref()
+                .map(|t| self.files(t.cert).ca.clone())
+                .or_else(|| {
+                    spec.app
+                        .filter(|a| a.tls)
+                        .map(|_| self.files(key).ca.clone())
+                }),
             servers,
             start_time: t0.elapsed(),
+            app_hop,
+            marker,
         })
     }
 }

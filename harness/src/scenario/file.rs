@@ -1,11 +1,16 @@
 //! The scenario file as written: serde structs with spans, so every later check can point
 //! at the exact place in the file.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
 /// A list value of one axis, each element with its span.
 pub type Axis = Spanned<Vec<Spanned<String>>>;
+
+/// A table of strings, keys and values with their spans (`env`, `headers`).
+pub type StringTable = Spanned<BTreeMap<Spanned<String>, Spanned<String>>>;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -27,6 +32,59 @@ pub struct File {
     /// `[negotiation]`: the negotiation matrix (read by `h2lab matrix`).
     #[serde(default)]
     pub negotiation: Option<toml::Table>,
+    /// `[app]`: the user's app, instead of the built-in test app.
+    #[serde(default)]
+    pub app: Option<Spanned<AppSection>>,
+    /// `[target]`: how external cells are reached.
+    #[serde(default)]
+    pub target: Option<Spanned<TargetSection>>,
+}
+
+/// `[app]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Program and arguments, no shell.
+    pub command: Spanned<Vec<Spanned<String>>>,
+    /// Working directory, relative to the scenario file.
+    #[serde(default)]
+    pub cwd: Option<Spanned<String>>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: Option<StringTable>,
+    /// A variable that also receives the port.
+    #[serde(default)]
+    pub port_env: Option<Spanned<String>>,
+    /// `h1` or `h2c`.
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+    /// `{ path = "/", timeout = "30s" }`, `"tcp"`, or `{ tcp = true, timeout = "60s" }`.
+    #[serde(default)]
+    pub ready: Option<Spanned<toml::Value>>,
+    /// The app terminates TLS itself.
+    #[serde(default)]
+    pub tls: Option<Spanned<bool>>,
+    /// `h2lab` or `ancm`: the names the out-of-process module passes.
+    #[serde(default)]
+    pub module_contract: Option<Spanned<String>>,
+}
+
+/// `[target]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// CA file (PEM) to trust, relative to the scenario file.
+    #[serde(default)]
+    pub cacert: Option<Spanned<String>>,
+    /// Skip certificate verification.
+    #[serde(default)]
+    pub insecure: Option<Spanned<bool>>,
+    /// Server name to send (SNI) and verify.
+    #[serde(default)]
+    pub sni: Option<Spanned<String>>,
+    /// Host header / :authority to send.
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
 }
 
 /// `[scenario]`.
@@ -103,7 +161,7 @@ pub struct LoadSpec {
     pub rates: Option<Spanned<Vec<Spanned<f64>>>>,
 }
 
-/// One request of the mix.
+/// One value of the `request` axis: a request, or a weighted mix of requests (`mix`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
@@ -112,13 +170,26 @@ pub struct RequestSpec {
     #[serde(default)]
     pub name: Option<Spanned<String>>,
     /// Path and query.
-    pub path: Spanned<String>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
     /// Method (default GET).
     #[serde(default)]
     pub method: Option<Spanned<String>>,
     /// Body size in bytes (a body of `x`).
     #[serde(default)]
     pub body_bytes: Option<Spanned<i64>>,
+    /// Body from a file, relative to the scenario file.
+    #[serde(default)]
+    pub body_file: Option<Spanned<String>>,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: Option<StringTable>,
+    /// Share within a mix.
+    #[serde(default)]
+    pub weight: Option<Spanned<i64>>,
+    /// The requests of a weighted round-robin mix, sent in one cell.
+    #[serde(default)]
+    pub mix: Option<Spanned<Vec<Spanned<RequestSpec>>>>,
 }
 
 /// An include or exclude rule: axis values to match.

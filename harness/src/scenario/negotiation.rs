@@ -10,7 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::file::Axis;
-use super::{axis_values, duration, pick, topology, Ctx, ScenarioError, CERTS};
+use super::validate::{axis_values, duration, pick, topology, CERTS};
+use super::{Ctx, ScenarioError};
 use crate::matrix::spec::{DocumentedRow, MatrixOffer, MatrixSpec};
 use crate::model::plan::{ServerTls, Topology};
 

@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 
 use crate::model::{TlsClientConfig, TlsClientStack};
 
+mod verify;
+
 /// What a TLS handshake settled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsFacts {
@@ -184,7 +186,7 @@ pub fn classify_handshake_error(stack: TlsClientStack, err: &io::Error) -> Strin
             .and_then(|e| e.downcast_ref::<rustls::Error>())
             .map(|e| match e {
                 rustls::Error::AlertReceived(a) => alert_name(&format!("{a:?}")),
-                rustls::Error::InvalidCertificate(c) => format!("bad_certificate({c:?})"),
+                rustls::Error::InvalidCertificate(c) => certificate_class(c).to_string(),
                 rustls::Error::PeerIncompatible(p) => format!("peer_incompatible({p:?})"),
                 other => alert_name(&format!("{other:?}").replace(['(', ')'], " ")),
             }),
@@ -193,7 +195,7 @@ pub fn classify_handshake_error(stack: TlsClientStack, err: &io::Error) -> Strin
             alert_in_text(&text)
                 .or_else(|| {
                     text.contains("certificate verify failed")
-                        .then(|| "certificate_verify_failed".to_string())
+                        .then(|| openssl_verify_class(&text).to_string())
                 })
                 .or_else(|| {
                     text.contains("no protocols available")
@@ -205,6 +207,56 @@ pub fn classify_handshake_error(stack: TlsClientStack, err: &io::Error) -> Strin
         Some("no_application_protocol") => "alpn_mismatch:no_application_protocol".to_string(),
         Some(a) => format!("tls_handshake:{a}"),
         None => "tls_handshake:unknown".to_string(),
+    }
+}
+
+/// Handshake error classes (after `tls_handshake:`) that mean the client refused the
+/// server's certificate: the fix is a CA to trust (`cacert`) or not verifying.
+pub const CERTIFICATE_CLASSES: [&str; 8] = [
+    "unknown_ca",
+    "expired",
+    "not_yet_valid",
+    "name_mismatch",
+    "revoked",
+    "bad_signature",
+    "bad_certificate_purpose",
+    "bad_certificate",
+];
+
+/// Why rustls refused a certificate, as a person would say it.
+fn certificate_class(c: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as E;
+    match c {
+        E::UnknownIssuer => "unknown_ca",
+        E::Expired | E::ExpiredContext { .. } => "expired",
+        E::NotValidYet | E::NotValidYetContext { .. } => "not_yet_valid",
+        E::NotValidForName | E::NotValidForNameContext { .. } => "name_mismatch",
+        E::Revoked => "revoked",
+        E::BadSignature => "bad_signature",
+        E::InvalidPurpose | E::InvalidPurposeContext { .. } => "bad_certificate_purpose",
+        // A self-signed CA certificate served as the leaf: not in the trust store.
+        E::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => "unknown_ca",
+        _ => "bad_certificate",
+    }
+}
+
+/// The class of an OpenSSL verification failure, from the `verify error N` the handshake
+/// error carries.
+fn openssl_verify_class(text: &str) -> &'static str {
+    let code = text
+        .split("verify error ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<i32>().ok());
+    match code {
+        Some(2 | 18 | 19 | 20 | 21) => "unknown_ca",
+        Some(10) => "expired",
+        Some(9) => "not_yet_valid",
+        Some(62 | 64) => "name_mismatch",
+        Some(23) => "revoked",
+        Some(7) => "bad_signature",
+        Some(26) => "bad_certificate_purpose",
+        _ => "bad_certificate",
     }
 }
 
@@ -266,10 +318,18 @@ impl ClientTls {
                     .and_then(|c| c.into_ssl(sni))
                     .map_err(io::Error::other)?;
                 let mut s = tokio_openssl::SslStream::new(ssl, tcp).map_err(io::Error::other)?;
-                Pin::new(&mut s)
-                    .connect()
-                    .await
-                    .map_err(|e| io::Error::other(openssl_error_text(&e)))?;
+                if let Err(e) = Pin::new(&mut s).connect().await {
+                    let verify = s.ssl().verify_result();
+                    let mut text = openssl_error_text(&e);
+                    if verify != openssl::x509::X509VerifyResult::OK {
+                        text.push_str(&format!(
+                            " (verify error {}: {})",
+                            verify.as_raw(),
+                            verify.error_string()
+                        ));
+                    }
+                    return Err(io::Error::other(text));
+                }
                 let ssl = s.ssl();
                 let facts = TlsFacts {
                     version: ssl.version_str().to_string(),
@@ -402,13 +462,15 @@ fn rustls_client(cfg: &TlsClientConfig, min: &str, max: &str) -> Result<ClientTl
             .with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
+        let mut pinned = Vec::new();
         match read_ca(cfg)? {
             Some(pem) => {
                 for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
                     let cert = cert.map_err(|e| TlsConfigError(format!("--cacert: {e}")))?;
                     roots
-                        .add(cert)
+                        .add(cert.clone())
                         .map_err(|e| TlsConfigError(format!("--cacert: {e}")))?;
+                    pinned.push(cert);
                 }
                 if roots.is_empty() {
                     return Err(TlsConfigError(
@@ -418,7 +480,14 @@ fn rustls_client(cfg: &TlsClientConfig, min: &str, max: &str) -> Result<ClientTl
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        let webpki =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsConfigError(format!("--cacert: {e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verify::TrustedOrPinned { webpki, pinned }))
+            .with_no_client_auth()
     };
     config.alpn_protocols = cfg.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // Rule 11: every connection does a full handshake unless resumption is asked for.

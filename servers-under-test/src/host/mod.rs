@@ -1,9 +1,12 @@
 //! `sut host`: the front server with its module. In-process, the app's handlers run inside
-//! this process (no loopback hop). Out-of-process, the module manages a separate `sut app`
-//! process, like the ASP.NET Core Module: started on first request (or eagerly), a random
-//! loopback port passed in `H2LAB_APP_PORT`, a pairing token the app checks, HTTP/1.1 on
-//! the hop whatever the client spoke, restarts with backoff, and the app's output captured.
+//! this process (no loopback hop). Out-of-process, the module manages a separate app
+//! process (`sut app`, or any program given with `--app-command`), like the ASP.NET Core
+//! Module: started on first request (or eagerly), a random loopback port passed in the
+//! contract's variable (`H2LAB_APP_PORT` or `ASPNETCORE_PORT`), a pairing token the app
+//! checks, HTTP/1.1 on the hop whatever the client spoke, restarts with backoff up to a
+//! rapid-fail limit, and the app's output captured.
 
+mod contract;
 mod supervisor;
 
 use std::sync::Arc;
@@ -11,30 +14,29 @@ use std::sync::Arc;
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-pub use supervisor::{AppProcessOptions, Supervisor, Unavailable};
+pub use contract::{ModuleContract, H2LAB_PORT_ENV, H2LAB_TOKEN_ENV};
+pub use supervisor::{AppProcessOptions, AppReady, Supervisor, Unavailable};
 
-use crate::app::PAIRING_TOKEN_HEADER;
 use crate::body::{self, Body};
 use crate::conn_info::ConnInfo;
 use crate::forward::{ForwardOptions, Forwarder};
 use crate::handler::Handler;
 
-/// Environment variable carrying the app's port.
-pub const APP_PORT_ENV: &str = "H2LAB_APP_PORT";
-/// Environment variable carrying the pairing token.
-pub const PAIRING_TOKEN_ENV: &str = "H2LAB_PAIRING_TOKEN";
-
 /// The module's per-worker handler: waits for the app process, then forwards to it.
 pub struct ModuleHandler {
     supervisor: Arc<Supervisor>,
     forwarder: Forwarder,
+    token_header: HeaderName,
 }
 
 impl ModuleHandler {
-    /// A handler using `supervisor`'s app process. The hop is always HTTP/1.1.
+    /// A handler using `supervisor`'s app process. The hop is always HTTP/1.1; the path
+    /// base is stripped or kept as the module's contract says.
     pub fn new(supervisor: Arc<Supervisor>, mut opts: ForwardOptions) -> ModuleHandler {
         opts.upstream_h2 = false;
+        opts.strip_path_base = supervisor.contract().strips_path_base();
         ModuleHandler {
+            token_header: supervisor.contract().token_header(),
             supervisor,
             forwarder: Forwarder::new(opts),
         }
@@ -59,6 +61,12 @@ impl Handler for ModuleHandler {
                         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                     return resp;
                 }
+                Err(Unavailable::GaveUp(reason)) => {
+                    return body::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("app process is not restarted: {reason}"),
+                    )
+                }
                 Err(Unavailable::Stopping) => {
                     return body::text(StatusCode::SERVICE_UNAVAILABLE, "host is shutting down")
                 }
@@ -69,10 +77,7 @@ impl Handler for ModuleHandler {
                     )
                 }
             };
-            let token = [(
-                HeaderName::from_static(PAIRING_TOKEN_HEADER),
-                endpoint.token.clone(),
-            )];
+            let token = [(self.token_header.clone(), endpoint.token.clone())];
             self.forwarder
                 .forward(req, &conn, endpoint.addr, &token)
                 .await
