@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system packages that the test suite and the benchmarks need.
+# Installs the system packages that the test suite and the benchmarks need, and the
+# pinned PyPI programs of scripts/requirements-tests.txt into .tools/venv.
 # Idempotent: packages already present are not downloaded again, and the package index is
 # refreshed only when something is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   nginx-light apache2 haproxy   # real reverse proxies under test
@@ -10,6 +12,7 @@ packages=(
   openssl ca-certificates       # s_client cross-checks, CA tooling
   procps psmisc                 # ps / pgrep / fuser used by the leak checks
   chromium fonts-dejavu-core    # headless check of the HTML report; fonts for --png
+  python3 python3-venv          # real apps under test: http.server, hypercorn (PyPI)
 )
 
 missing=()
@@ -19,8 +22,25 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The PyPI programs, in a virtual environment of the checkout (Debian's Python refuses
+# installs into the system's site-packages).
+install_python_tools() {
+  local venv=.tools/venv req=scripts/requirements-tests.txt
+  local stamp="$venv/.requirements"
+  if [ -x "$venv/bin/hypercorn" ] && cmp -s "$req" "$stamp"; then
+    echo "setup: python tools present ($venv)"
+    return
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+  echo "setup: python tools installed in $venv: $("$venv/bin/pip" list --format=freeze 2>/dev/null | tr "\n" " ")"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all packages present"
+  install_python_tools
   exit 0
 fi
 
@@ -38,4 +58,5 @@ for svc in nginx apache2 haproxy; do
   fi
   if command -v service >/dev/null; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
 done
+install_python_tools
 echo "setup: done"

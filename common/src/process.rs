@@ -132,8 +132,15 @@ impl OwnedChild {
                 }
             }
         };
-        // Workers of a master process (nginx, Apache) may outlive it for a moment.
+        // Workers of a master process (nginx, Apache, hypercorn) may outlive it for a
+        // moment: kill them, and give the kernel a moment to finish them off, so that
+        // what is still in the group afterwards really is a leftover.
         self.signal_group(Signal::SIGKILL);
+        let pgid = self.child.id();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !group_members(pgid).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.stopped = Some(status);
         tracing::debug!(name = %self.name, %status, "child stopped");
         status

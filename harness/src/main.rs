@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Command::Report(args) => run_report(&args),
         Command::Compare(args) => run_compare(&args),
         Command::Gate(args) => run_gate(&args),
-        Command::Doctor => doctor(),
+        Command::Doctor(args) => doctor(&args),
         Command::Validate(args) => validate(&args),
         Command::Run(args) => run_scenario(&args),
     };
@@ -440,6 +440,7 @@ fn run_scenario(args: &h2lab::cli::scenario::RunArgs) -> anyhow::Result<ExitCode
             let axes: Vec<String> = cell.axes.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(out, "  {}  [{}]", cell.id, axes.join(" "));
         }
+        out.push_str(&h2lab::output::app::describe(&plan));
         for (proxy, hint) in &plan.missing_proxies {
             let _ = writeln!(
                 out,
@@ -459,7 +460,7 @@ fn print_out(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-fn doctor() -> anyhow::Result<ExitCode> {
+fn doctor(args: &h2lab::cli::scenario::DoctorArgs) -> anyhow::Result<ExitCode> {
     match h2lab_common::launch::locate_sut() {
         Ok(p) => println!("sut: {}", p.display()),
         Err(e) => println!("sut: {e}"),
@@ -468,6 +469,19 @@ fn doctor() -> anyhow::Result<ExitCode> {
         match kind.version() {
             Some(v) => println!("{}: {v}", kind.name()),
             None => println!("{}: not installed ({})", kind.name(), kind.install_hint()),
+        }
+    }
+    if let Some(file) = &args.file {
+        match h2lab::scenario::load(file) {
+            Ok(plan) if plan.app.is_some() => print_out(&h2lab::output::app::describe(&plan)),
+            Ok(_) => println!(
+                "app: the built-in test app ({} has no [app])",
+                file.display()
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

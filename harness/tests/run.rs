@@ -8,6 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::leftovers;
+
 fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
@@ -17,31 +20,6 @@ fn json(path: &Path) -> serde_json::Value {
         &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .unwrap()
-}
-
-/// Processes still running with our run's owner marker in their environment.
-fn leftovers(run_id: &str) -> Vec<String> {
-    let marker = format!("H2LAB_OWNER={run_id}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter_map(|e| {
-            let env = std::fs::read(e.path().join("environ")).ok()?;
-            let cmd = String::from_utf8_lossy(
-                &std::fs::read(e.path().join("cmdline")).unwrap_or_default(),
-            )
-            .replace('\0', " ");
-            env.split(|b| *b == 0)
-                .any(|kv| kv == marker.as_bytes())
-                .then(|| format!("{} {cmd}", e.file_name().to_string_lossy()))
-        })
-        .collect()
 }
 
 fn short_scenario(dir: &Path, topologies: &str) -> std::path::PathBuf {

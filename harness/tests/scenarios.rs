@@ -58,7 +58,7 @@ fn every_bad_scenario_is_refused_at_its_location() {
 
 #[test]
 fn shipped_scenarios_are_valid_and_list_their_cells() {
-    for name in ["quick", "topologies", "open-loop-sweep"] {
+    for name in ["quick", "topologies", "open-loop-sweep", "own-app"] {
         let path = repo().join(format!("scenarios/{name}.toml"));
         let (code, out, err) = h2lab(&["run", "--dry-run", &path.display().to_string()]);
         assert_eq!(code, 0, "{name}: {err}");
@@ -127,4 +127,119 @@ client_offer = "h2c"
         .cells
         .iter()
         .any(|c| c.axes["topology"] == "in-process" && c.axes["server_tls"] == "openssl"));
+}
+
+#[test]
+fn app_target_and_request_mixes_reach_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("site")).unwrap();
+    std::fs::write(dir.path().join("order.json"), br#"{"item": 1}"#).unwrap();
+    let text = r#"
+[scenario]
+name = "own"
+duration = "1s"
+[app]
+command = ["python3", "-m", "http.server", "{port}"]
+cwd = "site"
+env = { APP_MODE = "bench", TLS_FILES = "{cert}:{key}", JSON = '{"a": 1}' }
+port_env = "PORT"
+protocol = "h2c"
+ready = { tcp = true, timeout = "45s" }
+module_contract = "ancm"
+[axes]
+topology = ["reverse-proxy:sut", "out-of-process", "external:https://example.test:8443"]
+load = [{ connections = 2 }]
+request = [
+  { path = "/", headers = { Accept = "text/html", X-Trace = "1" } },
+  { name = "shop", mix = [
+      { path = "/", weight = 3 },
+      { path = "/order", method = "post", body_file = "order.json", headers = { content-type = "application/json" } },
+  ] },
+]
+[target]
+insecure = true
+sni = "example.test"
+host = "shop.example.test"
+"#;
+    let path = dir.path().join("own.toml");
+    let plan = h2lab::scenario::parse(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let app = plan.app.as_ref().unwrap();
+    assert!(
+        app.cwd.is_absolute() && app.cwd.ends_with("site"),
+        "{:?}",
+        app.cwd
+    );
+    assert_eq!(
+        app.env["TLS_FILES"], "{cert}:{key}",
+        "placeholders stay for the launch"
+    );
+    assert_eq!(app.env["JSON"], r#"{"a": 1}"#, "other braces are text");
+    assert_eq!(app.port_env.as_deref(), Some("PORT"));
+    assert_eq!(app.ready, h2lab_common::app::Readiness::Tcp);
+    assert_eq!(app.ready_timeout, std::time::Duration::from_secs(45));
+    assert_eq!(app.module_contract, "ancm");
+    assert!(plan.target.insecure);
+    assert_eq!(plan.target.host.as_deref(), Some("shop.example.test"));
+    assert_eq!(plan.cells.len(), 6, "3 topologies x 2 requests");
+    for c in &plan.cells {
+        assert_eq!(
+            c.app,
+            !c.axes["topology"].starts_with("external:"),
+            "{}",
+            c.id
+        );
+    }
+    let single = plan
+        .cells
+        .iter()
+        .find(|c| c.request.name.is_none())
+        .unwrap();
+    assert_eq!(single.axes["request"], "GET / {accept, x-trace}");
+    assert_eq!(
+        single.request.requests[0].headers,
+        [
+            ("accept".to_string(), "text/html".to_string()),
+            ("x-trace".into(), "1".into())
+        ],
+        "headers in the order written"
+    );
+    let mix = plan
+        .cells
+        .iter()
+        .find(|c| c.axes["request"] == "shop")
+        .unwrap();
+    assert!(mix.id.ends_with(".mix-shop"), "{}", mix.id);
+    let weights: Vec<u32> = mix.request.requests.iter().map(|r| r.weight).collect();
+    assert_eq!(weights, [3, 1]);
+    assert_eq!(mix.request.requests[1].method, "POST");
+    assert!(matches!(
+        mix.request.requests[1].body,
+        h2lab::model::plan::RequestBody::File { bytes: 11, .. }
+    ));
+}
+
+#[test]
+fn the_apps_own_tls_at_the_edge_is_one_cell_whatever_server_tls_says() {
+    let text = r#"
+[scenario]
+name = "own"
+duration = "1s"
+[app]
+command = ["python3", "app.py", "--port", "{port}", "--cert", "{cert}", "--key", "{key}"]
+tls = true
+[axes]
+topology = ["direct-edge"]
+server_tls = ["rustls", "openssl"]
+load = [{ connections = 2 }]
+"#;
+    let err = h2lab::scenario::parse(Path::new("own.toml"), text).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the app's own TLS serves every server_tls value (openssl, rustls)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("own.toml:10:"),
+        "points at server_tls: {text}"
+    );
 }

@@ -132,12 +132,20 @@ impl Forwarder {
     }
 
     /// The request target: HTTP/1.1 sends the origin form (`/path`); HTTP/2 needs scheme
-    /// and authority.
-    fn upstream_uri(&self, upstream: SocketAddr, path_and_query: PathAndQuery) -> Uri {
+    /// and authority, which is the client's host (the Host header is then left out: a
+    /// Host that differs from :authority makes the request malformed, RFC 9113 8.3.1, and
+    /// servers such as hypercorn refuse the connection), or the upstream's address.
+    fn upstream_uri(
+        &self,
+        upstream: SocketAddr,
+        host: Option<&HeaderValue>,
+        path_and_query: PathAndQuery,
+    ) -> Uri {
         let mut uri = http::uri::Parts::default();
         if self.opts.upstream_h2 {
             uri.scheme = Some(Scheme::HTTP);
-            uri.authority = Some(self.authority(upstream));
+            let client_host = host.and_then(|h| Authority::try_from(h.as_bytes()).ok());
+            uri.authority = Some(client_host.unwrap_or_else(|| self.authority(upstream)));
         }
         uri.path_and_query = Some(path_and_query);
         Uri::from_parts(uri).expect("scheme, authority and path make a valid URI")
@@ -204,7 +212,12 @@ impl Forwarder {
         for (k, v) in extra {
             headers.insert(k.clone(), v.clone());
         }
-        let uri = self.upstream_uri(upstream, path_and_query);
+        let host = if self.opts.upstream_h2 {
+            parts.headers.remove(header::HOST)
+        } else {
+            None
+        };
+        let uri = self.upstream_uri(upstream, host.as_ref(), path_and_query);
         let limit = conn.max_body as usize;
         let inline = self
             .pool

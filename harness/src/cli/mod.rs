@@ -50,8 +50,10 @@ pub enum Command {
     /// beyond its threshold) or an SLO not met, 2 bad input; JUnit XML and a Markdown
     /// verdict (appended to $GITHUB_STEP_SUMMARY when set).
     Gate(analysis::GateArgs),
-    /// Show where the lab finds its servers under test and which real proxies are installed.
-    Doctor,
+    /// Show where the lab finds its servers under test and which real proxies are
+    /// installed; with a scenario, also the app command it would run and whether its
+    /// program is found.
+    Doctor(scenario::DoctorArgs),
 }
 
 /// Bad flags or inputs: exit code 2, message names the flag.

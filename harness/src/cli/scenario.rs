@@ -32,3 +32,11 @@ pub struct RunArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
+
+/// Flags of `h2lab doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A scenario whose app (`[app]`) to check too.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}

@@ -1,6 +1,7 @@
 //! Turning a run into what people read: the result document, the human summary, live
 //! progress, and files written atomically (write then rename: never half-written).
 
+pub mod app;
 pub mod progress;
 pub mod result;
 pub mod summary;

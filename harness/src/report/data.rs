@@ -35,6 +35,10 @@ pub struct CellData {
     pub timeline: Vec<(f64, f64, f64)>,
     /// Why the cell is suspicious, if it is.
     pub flags: Vec<String>,
+    /// The protocol that reached the app and how it is known, e.g.
+    /// `HTTP/1.1 (configured)`: a user's app behind a front reports nothing, so the lab
+    /// says what it configured; the built-in app's is observed.
+    pub app_protocol: Option<String>,
 }
 
 impl CellData {
@@ -119,7 +123,20 @@ fn load_cell(dir: &Path, manifest: &Value, plan: &Value) -> Result<CellData, Inp
     if reps.is_empty() {
         flags.push("no result (failed or skipped)".into());
     }
+    let app_protocol = manifest["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["cell"] == id.as_str() && r["app_protocol"].is_string())
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r["app_protocol"].as_str().unwrap_or("?"),
+                r["app_protocol_source"].as_str().unwrap_or("observed")
+            )
+        });
     Ok(CellData {
+        app_protocol,
         topology: axes.get("topology").cloned().unwrap_or_default(),
         id,
         axes,

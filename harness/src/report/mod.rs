@@ -40,12 +40,12 @@ fn error_rate(c: &CellData) -> String {
 
 /// cells.csv: one row per cell, percentiles from the merged histogram.
 pub fn csv(run: &RunData) -> String {
-    let mut out = String::from("cell,topology,repetitions,rps_median,rps_min,rps_max,p50_ms,p90_ms,p99_ms,p999_ms,p9999_ms,error_rate,flags\n");
+    let mut out = String::from("cell,topology,repetitions,rps_median,rps_min,rps_max,p50_ms,p90_ms,p99_ms,p999_ms,p9999_ms,error_rate,app_protocol,flags\n");
     for c in &run.cells {
         let rps: Vec<f64> = c.reps.iter().map(|r| r.rps).collect();
         let _ = writeln!(
             out,
-            "{},{},{},{:.1},{:.1},{:.1},{},{},{},{},{},{},\"{}\"",
+            "{},{},{},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},\"{}\"",
             c.id,
             c.topology,
             c.reps.len(),
@@ -58,6 +58,7 @@ pub fn csv(run: &RunData) -> String {
             pct(c, 0.999),
             pct(c, 0.9999),
             error_rate(c),
+            c.app_protocol.as_deref().unwrap_or(""),
             c.flags.join("; ").replace('"', "'")
         );
     }
@@ -69,7 +70,7 @@ pub fn markdown(run: &RunData) -> String {
     let m = &run.manifest;
     let env = &m["environment"];
     let mut out = format!(
-        "# h2lab run {}\n\n{} · {} · {} CPUs · h2lab {} ({})\n\n| cell | topology | reps | req/s (median) | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---|---|---|---|---|---|---|\n",
+        "# h2lab run {}\n\n{} · {} · {} CPUs · h2lab {} ({})\n\n| cell | topology | protocol at the app | reps | req/s (median) | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---|---|---|---|---|---|---|---|\n",
         m["run_id"].as_str().unwrap_or("?"),
         env["os"].as_str().unwrap_or("?"),
         env["cpu_model"].as_str().unwrap_or("?"),
@@ -80,10 +81,11 @@ pub fn markdown(run: &RunData) -> String {
     for c in &run.cells {
         let _ = writeln!(
             out,
-            "| {}{} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
             c.id,
             if c.flags.is_empty() { "" } else { " ⚠" },
             c.topology,
+            c.app_protocol.as_deref().unwrap_or("-"),
             c.reps.len(),
             c.rps_median(),
             pct(c, 0.5),
@@ -121,14 +123,15 @@ pub fn html(run: &RunData, charts: &[(String, String)]) -> String {
         esc(m["started_at"].as_str().unwrap_or("?")),
         esc(m["finished_at"].as_str().unwrap_or("-"))
     );
-    out.push_str("<h2>Cells</h2><table><tr><th>cell</th><th>topology</th><th>reps</th><th>req/s median</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>p99.99 ms</th><th>errors</th><th>flags</th></tr>\n");
+    out.push_str("<h2>Cells</h2><table><tr><th>cell</th><th>topology</th><th>protocol at the app</th><th>reps</th><th>req/s median</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>p99.99 ms</th><th>errors</th><th>flags</th></tr>\n");
     for c in &run.cells {
         let _ = writeln!(
             out,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"warn\">{}</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"warn\">{}</td></tr>",
             if c.flags.is_empty() { "" } else { " class=\"flag\"" },
             esc(&c.id),
             esc(&c.topology),
+            esc(c.app_protocol.as_deref().unwrap_or("-")),
             c.reps.len(),
             c.rps_median(),
             pct(c, 0.5),

@@ -591,6 +591,9 @@ fn run_cell_once(
             if let Err(e) = wrote {
                 record.status = "failed".into();
                 record.reason = Some(format!("cannot write results: {e}"));
+            } else if let Some(why) = only_server_errors(&result.status) {
+                record.status = "failed".into();
+                record.reason = Some(why);
             } else if result.summary.ok == 0 {
                 record.status = "failed".into();
                 let errors: Vec<String> = result
@@ -640,4 +643,19 @@ fn certificate_hint(cell: &Cell, errors: &std::collections::BTreeMap<String, u64
         }
         _ => String::new(),
     }
+}
+
+/// "every response was a server error (...)" when no response had a status under 500: such
+/// a cell measures a front's error page, not the app.
+fn only_server_errors(status: &std::collections::BTreeMap<String, u64>) -> Option<String> {
+    let code = |k: &str| k.parse::<u16>().unwrap_or(0);
+    let any_good = status.iter().any(|(k, n)| *n > 0 && code(k) < 500);
+    if any_good || status.is_empty() {
+        return None;
+    }
+    let counts: Vec<String> = status.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    Some(format!(
+        "every response was a server error ({}); the servers' logs in the cell's directory say why",
+        counts.join(", ")
+    ))
 }

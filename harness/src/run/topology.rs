@@ -141,6 +141,13 @@ pub struct Launcher<'a> {
 
 const READY: Duration = Duration::from_secs(30);
 
+/// What a `sut` process said as it failed: its `sut: error:` line and what follows.
+fn last_error_line(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let at = text.rfind("sut: error: ")?;
+    Some(text[at + "sut: error: ".len()..].trim_end().to_string())
+}
+
 /// A marker value unique to one launch of this process.
 fn new_marker(owner: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -471,13 +478,17 @@ impl Launcher<'_> {
                     ]),
                     _ => {}
                 }
-                self.sut(dir, name, a, &marker).map_err(|e| {
-                    if spec.app.is_some() {
-                        format!("{e}{}", h2lab_common::app::tail_hint(&dir.join("app.log")))
-                    } else {
-                        e
-                    }
-                })?
+                self.sut(dir, name, a, &marker)
+                    .map_err(|e| match spec.app {
+                        // sut host said why the app did not start, with the app's log tail.
+                        Some(_) => match last_error_line(&dir.join(format!("{name}.log"))) {
+                            Some(why) => format!("{e}: {why}"),
+                            None => {
+                                format!("{e}{}", h2lab_common::app::tail_hint(&dir.join("app.log")))
+                            }
+                        },
+                        None => e,
+                    })?
             }
             Topology::SutProxy | Topology::RealProxy(_) => {
                 let backend = match spec.app {

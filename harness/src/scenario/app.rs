@@ -49,8 +49,19 @@ fn env_name_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// `[app]` as checked, with what `expand` needs to place it.
+pub(super) struct CheckedApp {
+    /// The app.
+    pub spec: AppSpec,
+    /// Where its `command` is written.
+    pub command_span: std::ops::Range<usize>,
+    /// Whether the lab tells it its port (`{port}` or `port_env`); the module always
+    /// does, through its contract's variable.
+    pub told_port: bool,
+}
+
 /// `[app]` -> the app, or diagnostics.
-pub(super) fn app(ctx: &mut Ctx, a: &AppSection, base: &Path) -> Option<AppSpec> {
+pub(super) fn app(ctx: &mut Ctx, a: &AppSection, base: &Path) -> Option<CheckedApp> {
     let errors = ctx.diags.len();
     let command: Vec<String> = a
         .command
@@ -74,9 +85,9 @@ pub(super) fn app(ctx: &mut Ctx, a: &AppSection, base: &Path) -> Option<AppSpec>
         tells_port |= check_placeholders(ctx, part);
     }
     let cwd = match &a.cwd {
-        None => base.to_path_buf(),
+        None => absolute(base),
         Some(c) => {
-            let dir = base.join(c.get_ref());
+            let dir = absolute(&base.join(c.get_ref()));
             if !dir.is_dir() {
                 ctx.err(
                     c.span(),
@@ -125,13 +136,6 @@ pub(super) fn app(ctx: &mut Ctx, a: &AppSection, base: &Path) -> Option<AppSpec>
         }
         p.get_ref().clone()
     });
-    if !tells_port && port_env.is_none() {
-        ctx.err(
-            a.command.span(),
-            "the app is never told which port to listen on",
-            Some("put {port} in `command` or in an `env` value, or set port_env = \"PORT\""),
-        );
-    }
     let protocol = match a.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
         None | Some((_, "h1")) => AppProtocol::H1,
         Some((_, "h2c")) => AppProtocol::H2c,
@@ -167,7 +171,8 @@ pub(super) fn app(ctx: &mut Ctx, a: &AppSection, base: &Path) -> Option<AppSpec>
             "h2lab".to_string()
         }
     };
-    (ctx.diags.len() == errors).then_some(AppSpec {
+    let told_port = tells_port || port_env.is_some();
+    let spec = AppSpec {
         command,
         cwd,
         env,
@@ -177,6 +182,11 @@ pub(super) fn app(ctx: &mut Ctx, a: &AppSection, base: &Path) -> Option<AppSpec>
         ready_timeout,
         tls,
         module_contract,
+    };
+    (ctx.diags.len() == errors).then_some(CheckedApp {
+        spec,
+        command_span: a.command.span(),
+        told_port,
     })
 }
 
@@ -253,6 +263,12 @@ fn ready(ctx: &mut Ctx, r: &Spanned<toml::Value>, tls: bool) -> (Readiness, Dura
     }
 }
 
+/// `path` made absolute against the current directory (the app, sut host and the load
+/// engine may each run elsewhere), unchanged if that fails.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Where `program` runs from: a path (relative to `cwd`), or the first match on PATH.
 pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
     if program.contains('/') {
@@ -270,7 +286,7 @@ pub fn find_program(program: &str, cwd: &Path) -> Option<PathBuf> {
 /// `[target]` -> how external cells are reached.
 pub(super) fn target(ctx: &mut Ctx, t: &TargetSection, base: &Path) -> TargetSpec {
     let cacert = t.cacert.as_ref().map(|c| {
-        let path = base.join(c.get_ref());
+        let path = absolute(&base.join(c.get_ref()));
         if let Err(why) = check_ca(&path) {
             ctx.err(
                 c.span(),

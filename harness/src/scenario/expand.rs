@@ -7,11 +7,12 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::app::CheckedApp;
 use super::file::{File, Rule};
 use super::validate::{offer, pick, topology, versions, Sections, CERTS, CLIENT_TLS, SERVER_TLS};
 use super::{server_tls_name, Ctx};
 use crate::model::plan::{
-    AppSpec, Cell, CellRequest, Offer, Plan, RequestBody, ServerTls, TargetSpec, Topology,
+    Cell, CellRequest, Offer, Plan, RequestBody, ServerTls, TargetSpec, Topology,
 };
 use crate::model::TlsClientStack;
 use h2lab_common::pki::KeyType;
@@ -386,7 +387,7 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
         repetitions: s.repetitions,
         cells,
         missing_proxies,
-        app: s.app.map(|(a, _)| a),
+        app: s.app.map(|(a, _)| a.spec),
         target: s.target.0,
     })
 }
@@ -430,8 +431,22 @@ fn request_id_part(req: &CellRequest) -> (&str, &str) {
 
 /// The app's cells must be ones it can serve: not in-process, TLS only where it is the
 /// edge, and at the edge with the TLS its `tls` says.
-fn app_fits(ctx: &mut Ctx, app: &AppSpec, app_span: &Range<usize>, raws: &[Raw]) {
+fn app_fits(ctx: &mut Ctx, checked: &CheckedApp, app_span: &Range<usize>, raws: &[Raw]) {
+    let app = &checked.spec;
     let mut reported = HashSet::new();
+    let needs_port = raws.iter().any(|r| {
+        matches!(
+            r.topology,
+            Topology::DirectEdge | Topology::SutProxy | Topology::RealProxy(_)
+        )
+    });
+    if needs_port && !checked.told_port {
+        ctx.err(
+            checked.command_span.clone(),
+            "the app is never told which port to listen on",
+            Some("put {port} in `command` or in an `env` value, or set port_env = \"PORT\" (only out-of-process cells get it from the module's contract)"),
+        );
+    }
     let mut edge_stacks: BTreeMap<&str, Range<usize>> = BTreeMap::new();
     for raw in raws {
         let problem: Option<(usize, String, String)> = match &raw.topology {

@@ -14,8 +14,7 @@ use toml::Spanned;
 use super::file::{Axis, File, RequestSpec, StringTable};
 use super::Ctx;
 use crate::model::plan::{
-    AppSpec, CellLoad, CellRequest, HttpRequest, Offer, RequestBody, ServerTls, TargetSpec,
-    Topology,
+    CellLoad, CellRequest, HttpRequest, Offer, RequestBody, ServerTls, TargetSpec, Topology,
 };
 use crate::model::TlsClientStack;
 
@@ -48,7 +47,7 @@ pub(super) struct Sections {
     pub loads: Vec<Loads>,
     pub requests: Vec<CellRequest>,
     /// `[app]` and the span of its table.
-    pub app: Option<(AppSpec, Range<usize>)>,
+    pub app: Option<(super::app::CheckedApp, Range<usize>)>,
     /// `[target]`, and the span of its table when written.
     pub target: (TargetSpec, Option<Range<usize>>),
 }
@@ -635,7 +634,7 @@ fn request(ctx: &mut Ctx, r: &Spanned<RequestSpec>, base: &Path) -> Option<HttpR
 }
 
 fn body_file(ctx: &mut Ctx, f: &Spanned<String>, base: &Path) -> RequestBody {
-    let path = base.join(f.get_ref());
+    let path = super::app::absolute(&base.join(f.get_ref()));
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() && m.len() <= MAX_BODY => RequestBody::File {
             path,

@@ -80,3 +80,28 @@ pub fn h2lab(args: &[&str]) -> Run {
 pub fn ms(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap() / 1000.0
 }
+
+/// Processes still running with our run's owner marker in their environment.
+pub fn leftovers(run_id: &str) -> Vec<String> {
+    let marker = format!("H2LAB_OWNER={run_id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            let cmd = String::from_utf8_lossy(
+                &std::fs::read(e.path().join("cmdline")).unwrap_or_default(),
+            )
+            .replace('\0', " ");
+            env.split(|b| *b == 0)
+                .any(|kv| kv == marker.as_bytes())
+                .then(|| format!("{} {cmd}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
