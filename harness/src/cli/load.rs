@@ -1,6 +1,15 @@
 //! `h2lab load`: flags in the spirit of wrk2, h2load and oha, validated into a
 //! [`LoadConfig`].
 
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::print_out;
+use crate::load::{self, Shared};
+use crate::output::{self, progress::Live};
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -279,6 +288,57 @@ impl LoadArgs {
             tls_resumption: false,
         })
     }
+}
+
+/// Runs `h2lab load`: the exit code, or an error for `main` to report.
+pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.to_config()?;
+    let sigint = Arc::new(AtomicBool::new(false));
+    let sigterm = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        connections: cfg.connections,
+        ..Shared::default()
+    });
+    // Both signals stop the run; which one decides the exit code.
+    let stop = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &sigint),
+        (signal_hook::consts::SIGTERM, &sigterm),
+    ] {
+        signal_hook::flag::register(sig, flag.clone()).context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    let live = Live::new(args.quiet);
+    let watch_shared = shared.clone();
+    let run = load::run(&cfg, shared, |p| {
+        if stop.load(Ordering::Relaxed) {
+            watch_shared.stop.store(true, Ordering::Relaxed);
+        }
+        live.update(p);
+    })?;
+    live.finish();
+    let result = output::result::build(&cfg, &run);
+    if let Some(path) = &args.json {
+        output::atomic_write(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &result).map_err(std::io::Error::other)?;
+            std::io::Write::write_all(w, b"\n")
+        })
+        .with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    if let Some(path) = &args.hlog {
+        crate::record::hlog::write(path, run.started, &run.intervals)
+            .with_context(|| format!("cannot write --hlog {}", path.display()))?;
+    }
+    print_out(&output::summary::render(&result));
+    Ok(if sigint.load(Ordering::Relaxed) {
+        ExitCode::from(130)
+    } else if sigterm.load(Ordering::Relaxed) {
+        ExitCode::from(143)
+    } else if result.summary.ok == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! Command-line interface: one file per subcommand. Flags become validated plain data
 //! here, once.
 
-pub mod analysis;
+pub mod compare;
+pub mod doctor;
+pub mod gate;
 pub mod load;
 pub mod matrix;
 pub mod probe;
-pub mod scenario;
+pub mod report;
+pub mod run;
 pub mod tls;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -35,28 +39,41 @@ pub enum Command {
     Matrix(matrix::MatrixArgs),
     /// Check a scenario file: unknown keys, wrong types, impossible combinations, missing
     /// proxies, each with file:line:column and a hint (exit 2 when anything is wrong).
-    Validate(scenario::ValidateArgs),
+    Validate(validate::ValidateArgs),
     /// Run a scenario matrix: start each topology, drive it, tear it down, and write a
     /// results directory (`--dry-run` lists the cells).
-    Run(scenario::RunArgs),
+    Run(run::RunArgs),
     /// Turn a results directory into index.html (self-contained), summary.md, cells.csv
     /// and SVG charts (percentile spectrum, throughput, latency over time, rate sweeps,
     /// the negotiation heatmap).
-    Report(analysis::ReportArgs),
+    Report(report::ReportArgs),
     /// Compare two results directories cell by cell: base, new, change and its
     /// significance over the repetitions (Mann-Whitney U, bootstrap interval).
-    Compare(analysis::CompareArgs),
+    Compare(compare::CompareArgs),
     /// Gate a candidate run against a baseline: exit 0 pass, 1 regressed (significant and
     /// beyond its threshold) or an SLO not met, 2 bad input; JUnit XML and a Markdown
     /// verdict (appended to $GITHUB_STEP_SUMMARY when set).
-    Gate(analysis::GateArgs),
+    Gate(gate::GateArgs),
     /// Show where the lab finds its servers under test and which real proxies are
     /// installed; with a scenario, also the app command it would run and whether its
     /// program is found.
-    Doctor(scenario::DoctorArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Bad flags or inputs: exit code 2, message names the flag.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error worth a panic.
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Reports bad input (a file or flag the user gave) and answers exit code 2.
+pub fn bad_input(e: impl std::fmt::Display) -> anyhow::Result<std::process::ExitCode> {
+    eprintln!("h2lab: error: {e}");
+    Ok(std::process::ExitCode::from(2))
+}

@@ -1,5 +1,11 @@
 //! `h2lab probe`: flags validated into a [`ProbeSpec`].
 
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::print_out;
+use crate::output;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,4 +84,31 @@ impl ProbeArgs {
             timeout: self.timeout,
         })
     }
+}
+
+/// Runs `h2lab probe`: the exit code, or an error for `main` to report.
+pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.to_spec()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let report = rt
+        .block_on(crate::probe::probe(&spec))
+        .map_err(|e| UsageError(e.0))?;
+    let json = serde_json::to_string_pretty(&report).context("cannot encode the report")? + "\n";
+    if let Some(path) = &args.out {
+        output::atomic_write(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .with_context(|| format!("cannot write --out {}", path.display()))?;
+    }
+    if args.json {
+        print_out(&json);
+    } else {
+        print_out(&crate::probe::render::human(&report));
+    }
+    Ok(if report.class.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

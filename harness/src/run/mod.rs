@@ -18,7 +18,7 @@ use anyhow::Context;
 use h2lab_common::pki::{KeyType, Pki};
 use serde::Serialize;
 
-use crate::cli::scenario::RunArgs;
+use crate::cli::run::RunArgs;
 use crate::load::{self, Shared};
 use crate::model::plan::{Cell, Offer, Plan, RequestBody, Topology};
 use crate::model::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig};
