@@ -17,4 +17,6 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod search;
+pub mod server_timing;
 pub mod tls;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Load(args) => cli::load::run(&args),
         Command::Probe(args) => cli::probe::run(&args),
         Command::Matrix(args) => cli::matrix::run(&args),
+        Command::Search(args) => cli::search::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Compare(args) => cli::compare::run(&args),
         Command::Gate(args) => cli::gate::run(&args),

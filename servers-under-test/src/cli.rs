@@ -165,6 +165,14 @@ pub struct EdgeArgs {
     /// Test support: stall all responses for DURATION every PERIOD, e.g. `2s:400ms`.
     #[arg(long, value_name = "PERIOD:DURATION", value_parser = parse_stall)]
     pub stall: Option<(Duration, Duration)>,
+    /// Test support: serve one request at a time, each taking exactly DUR (a server whose
+    /// capacity is 1/DUR requests per second, for the capacity search).
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub serial_service: Option<Duration>,
+    /// Test support: make every response DUR slower (spinning below 2 ms), a known
+    /// slowdown for measuring the gate.
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub extra_latency: Option<Duration>,
 }
 
 fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
@@ -501,6 +509,7 @@ impl ForwardArgs {
         }
         Ok(ForwardOptions {
             strip_path_base: true,
+            timing_name: "proxy",
             upstream_h2,
             connect_timeout: self.connect_timeout,
             response_timeout: self.upstream_timeout,

@@ -34,6 +34,8 @@ pub struct ForwardOptions {
     /// Strip the path base (false: keep the whole path and send no X-Forwarded-Prefix, as
     /// the ASP.NET Core Module, whose app strips it itself).
     pub strip_path_base: bool,
+    /// The name of this hop's `Server-Timing` entry (`proxy`, `host`).
+    pub timing_name: &'static str,
 }
 
 impl Default for ForwardOptions {
@@ -44,6 +46,7 @@ impl Default for ForwardOptions {
             response_timeout: Duration::from_secs(60),
             path_base: None,
             strip_path_base: true,
+            timing_name: "proxy",
         }
     }
 }
@@ -151,8 +154,22 @@ impl Forwarder {
         Uri::from_parts(uri).expect("scheme, authority and path make a valid URI")
     }
 
-    /// Forwards `req` (from `conn`) to `upstream`, adding `extra` headers.
+    /// Forwards `req` (from `conn`) to `upstream`, adding `extra` headers; the answer
+    /// carries this hop's `Server-Timing` entry after the upstream's.
     pub async fn forward(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        upstream: SocketAddr,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Response<Body> {
+        let start = std::time::Instant::now();
+        let mut resp = self.forward_untimed(req, conn, upstream, extra).await;
+        crate::server_timing::append(resp.headers_mut(), self.opts.timing_name, start);
+        resp
+    }
+
+    async fn forward_untimed(
         &self,
         req: Request<Incoming>,
         conn: &ConnInfo,

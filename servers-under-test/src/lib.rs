@@ -17,5 +17,6 @@ pub mod host;
 pub mod proxy;
 pub mod run;
 pub mod server;
+pub mod server_timing;
 pub mod tls;
 pub mod upstream;

@@ -36,6 +36,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     duration,
                     origin: std::time::Instant::now(),
                 }),
+                serial: a
+                    .serial_service
+                    .map(|t| Arc::new(crate::app::Serial::new(t))),
+                extra_latency: a.extra_latency,
             });
             serve(&control, opts, shutdown, move |_| app.clone(), None)
         }
@@ -62,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         forwarded: ForwardedHeaders::default(),
                         pairing_token: None,
                         stall: None,
+                        serial: None,
+                        extra_latency: None,
                     });
                     serve(&control, opts, shutdown, move |_| app.clone(), None)
                 }
@@ -123,6 +129,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 pairing_token: token,
                 stall: None,
+                serial: None,
+                extra_latency: None,
             });
             let opts = ServerOptions {
                 listen,

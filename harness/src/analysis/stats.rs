@@ -162,6 +162,12 @@ pub fn bootstrap_ratio_ci(base: &[f64], new: &[f64]) -> Option<(f64, f64)> {
     Some((at(0.025), at(0.975)))
 }
 
+/// 95% bootstrap confidence interval of the median of `xs` (None when empty).
+pub fn bootstrap_median_ci(xs: &[f64]) -> Option<(f64, f64)> {
+    // The ratio to a base that is always 1 is the median itself.
+    bootstrap_ratio_ci(&vec![1.0; xs.len()], xs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

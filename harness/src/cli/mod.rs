@@ -9,6 +9,7 @@ pub mod matrix;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod search;
 pub mod tls;
 pub mod validate;
 
@@ -43,6 +44,9 @@ pub enum Command {
     /// Run a scenario matrix: start each topology, drive it, tear it down, and write a
     /// results directory (`--dry-run` lists the cells).
     Run(run::RunArgs),
+    /// Find the capacity of a URL under SLOs: open-loop steps growing by a factor until
+    /// one fails, then bisection; writes search.json (`--out`).
+    Search(Box<search::SearchArgs>),
     /// Turn a results directory into index.html (self-contained), summary.md, cells.csv
     /// and SVG charts (percentile spectrum, throughput, latency over time, rate sweeps,
     /// the negotiation heatmap).

@@ -1,6 +1,8 @@
 //! Response heads: parsed in place with httparse, and recognised without parsing when a
 //! server repeats its last head byte for byte.
 
+use crate::server_timing::ServerTiming;
+
 /// A response the client cannot read; the text is the error class suffix
 /// (`protocol:<text>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +23,12 @@ pub(super) enum BodyLen {
     UntilClose,
 }
 
-/// Parses a head at the start of `buf`: `None` while it is incomplete.
+/// Parses a head at the start of `buf`: `None` while it is incomplete. Its
+/// `Server-Timing` entries go to `timing` (emptied first).
 pub(super) fn parse_head(
     buf: &[u8],
     head_request: bool,
+    timing: &mut ServerTiming,
 ) -> Result<Option<(usize, Head)>, ParseError> {
     // Uninitialised: zeroing 64 headers (2 KiB) per response costs more than parsing.
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; 64];
@@ -43,6 +47,7 @@ pub(super) fn parse_head(
     let mut len = None;
     let mut chunked = false;
     let mut close = resp.version == Some(0);
+    timing.clear();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             len = std::str::from_utf8(h.value)
@@ -56,6 +61,8 @@ pub(super) fn parse_head(
                 .value
                 .windows(7)
                 .any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("server-timing") {
+            timing.add(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
             let has = |token: &[u8]| {
                 h.value
@@ -108,6 +115,8 @@ pub(super) fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
 pub(super) struct HeadCache {
     bytes: Vec<u8>,
     parsed: Option<(Head, bool)>,
+    /// The `Server-Timing` entries of the last head (the same bytes, the same entries).
+    pub timing: ServerTiming,
 }
 
 impl HeadCache {
@@ -124,7 +133,7 @@ impl HeadCache {
                 return Ok(Some((self.bytes.len(), head)));
             }
         }
-        let parsed = parse_head(buf, head_request)?;
+        let parsed = parse_head(buf, head_request, &mut self.timing)?;
         if let Some((n, head)) = parsed {
             self.bytes.clear();
             self.bytes.extend_from_slice(&buf[..n]);
@@ -167,10 +176,34 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_a_parse_error_not_a_panic() {
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+    fn server_timing_is_read_from_the_head_and_kept_with_the_cache() {
+        let mut heads = HeadCache::default();
+        let a = b"HTTP/1.1 200 OK\r\nServer-Timing: app;dur=0.5\r\nserver-timing: proxy;dur=2\r\ncontent-length: 0\r\n\r\n";
+        heads.parse(a, false).unwrap().unwrap();
+        let got: Vec<u64> = heads.timing.iter().map(|(_, d)| d).collect();
+        assert_eq!(got, [500, 2000]);
+        heads.parse(a, false).unwrap().unwrap();
         assert_eq!(
-            parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).unwrap_err(),
+            heads.timing.iter().count(),
+            2,
+            "a cached head keeps its entries"
+        );
+        heads
+            .parse(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert!(
+            heads.timing.is_empty(),
+            "a head without the header has none"
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_not_a_panic() {
+        let t = &mut ServerTiming::default();
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", false, t).is_err());
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false, t).unwrap_err(),
             ParseError("bad_content_length".into())
         );
         assert_eq!(chunk_size(b"1a;ext=1"), Ok(26));

@@ -73,6 +73,11 @@ impl ResponseReader {
         self.head_request = head_request;
     }
 
+    /// The `Server-Timing` entries of the last response head read, if it had any.
+    pub fn server_timing(&self) -> Option<&crate::server_timing::ServerTiming> {
+        Some(&self.heads.timing).filter(|t| !t.is_empty())
+    }
+
     /// Whether bytes received earlier wait to be read: feed `&[]` after
     /// [`ResponseReader::start`] to read them.
     pub fn has_carry(&self) -> bool {

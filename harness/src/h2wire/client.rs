@@ -8,6 +8,7 @@
 //! than `:status` are decoded only as far as HPACK state needs, and bodies are counted,
 //! not kept. Stream ids are consecutive, so streams live in a queue indexed by id.
 
+use crate::server_timing::ServerTiming;
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes};
@@ -37,8 +38,9 @@ pub enum Failure {
 /// What the server's frames did to a stream.
 #[derive(Debug)]
 pub enum Event<'a, T> {
-    /// The final response head arrived, with this status.
-    Head(&'a mut T, u16),
+    /// The final response head arrived, with this status and its `Server-Timing`
+    /// entries.
+    Head(&'a mut T, u16, &'a ServerTiming),
     /// The response ended; its status.
     Done(T, u16),
     /// The stream failed.
@@ -470,9 +472,10 @@ impl<T> Client<T> {
             return Err(fatal(reason::PROTOCOL_ERROR, "HEADERS on stream 0"));
         }
         // Decoded whatever the stream's state: the HPACK table must stay in step.
+        let mut timing = ServerTiming::default();
         let status = self
             .decoder
-            .decode(block)
+            .decode_timed(block, &mut timing)
             .map_err(|e| fatal(reason::COMPRESSION_ERROR, e.0))?;
         let Some(s) = self.stream_mut(id) else {
             return Ok(());
@@ -482,7 +485,7 @@ impl<T> Client<T> {
             (None, Some(100..=199)) if !end_stream => Ok(()),
             (None, Some(code)) if code >= 200 => {
                 s.status = Some(code);
-                on(Event::Head(&mut s.token, code));
+                on(Event::Head(&mut s.token, code, &timing));
                 if end_stream {
                     self.finish(id, on, None);
                 }
@@ -671,7 +674,7 @@ mod tests {
         let mut seen = Vec::new();
         let r = c.receive(input, &mut |e| {
             seen.push(match e {
-                Event::Head(t, s) => format!("head {t} {s}"),
+                Event::Head(t, s, _) => format!("head {t} {s}"),
                 Event::Done(t, s) => format!("done {t} {s}"),
                 Event::Failed(t, f) => format!("failed {t} {f:?}"),
             })

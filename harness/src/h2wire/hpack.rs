@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 
+use crate::server_timing::ServerTiming;
 use h2lab_common::hpack::put_integer;
 
 /// Why a header block could not be decoded (a COMPRESSION_ERROR on the connection).
@@ -94,6 +95,8 @@ static STATIC_ENTRIES: std::sync::LazyLock<[Entry; 61]> = std::sync::LazyLock::n
             } else {
                 None
             },
+            timing_name: false,
+            timing_value: None,
         }
     })
 });
@@ -102,7 +105,7 @@ static STATIC_ENTRIES: std::sync::LazyLock<[Entry; 61]> = std::sync::LazyLock::n
 pub const TABLE_SIZE: usize = 4096;
 
 /// What the decoder remembers of one dynamic-table entry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     /// name length + value length + 32 (RFC 7541 §4.1).
     size: usize,
@@ -112,13 +115,20 @@ struct Entry {
     status_name: bool,
     /// The status, for a `:status` entry with a valid value.
     status: Option<u16>,
+    /// Whether the name is `server-timing`.
+    timing_name: bool,
+    /// The value of a `server-timing` entry: an indexed field may repeat it.
+    timing_value: Option<Box<[u8]>>,
 }
 
 /// A name as a field representation gives it.
 struct Name {
     len: usize,
     status: bool,
+    timing: bool,
 }
+
+const SERVER_TIMING: &[u8] = b"server-timing";
 
 /// Response-side HPACK state of one connection.
 #[derive(Debug)]
@@ -142,7 +152,17 @@ impl Default for Decoder {
 
 impl Decoder {
     /// Decodes one complete header block; returns its `:status`, if it has one.
-    pub fn decode(&mut self, mut block: &[u8]) -> Result<Option<u16>, DecodeError> {
+    pub fn decode(&mut self, block: &[u8]) -> Result<Option<u16>, DecodeError> {
+        self.decode_timed(block, &mut ServerTiming::default())
+    }
+
+    /// [`Decoder::decode`], with the block's `server-timing` entries added to `timing`
+    /// (the only header besides `:status` whose value is read).
+    pub fn decode_timed(
+        &mut self,
+        mut block: &[u8],
+        timing: &mut ServerTiming,
+    ) -> Result<Option<u16>, DecodeError> {
         let mut status = None;
         while let Some(&first) = block.first() {
             if first & 0x80 != 0 {
@@ -150,6 +170,9 @@ impl Decoder {
                 let entry = self.lookup(index)?;
                 if entry.status_name && status.is_none() {
                     status = Some(entry.status.ok_or(DecodeError("bad :status"))?);
+                }
+                if let Some(v) = &entry.timing_value {
+                    timing.add(v);
                 }
             } else if first & 0xe0 == 0x20 {
                 let size = integer(&mut block, 5)?;
@@ -167,6 +190,7 @@ impl Decoder {
                     let len = self.string(&mut block, true)?;
                     Name {
                         status: &self.scratch[..] == b":status",
+                        timing: &self.scratch[..] == SERVER_TIMING,
                         len,
                     }
                 } else {
@@ -174,9 +198,10 @@ impl Decoder {
                     Name {
                         len: e.name_len,
                         status: e.status_name,
+                        timing: e.timing_name,
                     }
                 };
-                let value_len = self.string(&mut block, indexing || name.status)?;
+                let value_len = self.string(&mut block, indexing || name.status || name.timing)?;
                 let value_status = if name.status {
                     Some(parse_status(&self.scratch[..value_len]))
                 } else {
@@ -187,12 +212,20 @@ impl Decoder {
                         status = Some(s.ok_or(DecodeError("bad :status"))?);
                     }
                 }
+                if name.timing {
+                    timing.add(&self.scratch[..value_len]);
+                }
                 if indexing {
+                    let timing_value = name
+                        .timing
+                        .then(|| self.scratch[..value_len].to_vec().into_boxed_slice());
                     self.insert(Entry {
                         size: name.len + value_len + 32,
                         name_len: name.len,
                         status_name: name.status,
                         status: value_status.flatten(),
+                        timing_name: name.timing,
+                        timing_value,
                     });
                 }
             }
@@ -200,14 +233,13 @@ impl Decoder {
         Ok(status)
     }
 
-    fn lookup(&self, index: usize) -> Result<Entry, DecodeError> {
+    fn lookup(&self, index: usize) -> Result<&Entry, DecodeError> {
         match index {
             0 => Err(DecodeError("index 0")),
-            1..=61 => Ok(STATIC_ENTRIES[index - 1]),
+            1..=61 => Ok(&STATIC_ENTRIES[index - 1]),
             _ => self
                 .table
                 .get(index - 62)
-                .copied()
                 .ok_or(DecodeError("index beyond the dynamic table")),
         }
     }
@@ -396,6 +428,31 @@ mod tests {
         assert_eq!(d.decode(&c63), Ok(Some(200)));
         assert_eq!((d.table.len(), d.size), (3, 215));
         assert_eq!(d.decode(&[0x88]), Ok(Some(200)));
+    }
+
+    #[test]
+    fn server_timing_is_read_literal_and_indexed() {
+        let mut d = Decoder::default();
+        let mut block = vec![0x88, 0x40, 13];
+        block.extend_from_slice(b"server-timing");
+        block.push(11);
+        block.extend_from_slice(b"app;dur=1.5");
+        let mut t = ServerTiming::default();
+        assert_eq!(d.decode_timed(&block, &mut t), Ok(Some(200)));
+        assert_eq!(t.iter().map(|(_, us)| us).collect::<Vec<_>>(), [1500]);
+        // The next response repeats it by index 62 (the newest dynamic entry).
+        let mut t = ServerTiming::default();
+        assert_eq!(d.decode_timed(&[0x88, 0xbe], &mut t), Ok(Some(200)));
+        assert_eq!(
+            t.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            [b"app".as_slice()]
+        );
+        // A literal without indexing, name by index 62: the value is the new one.
+        let mut block = vec![0x88, 0x0f, 62 - 15, 8];
+        block.extend_from_slice(b"db;dur=2");
+        let mut t = ServerTiming::default();
+        d.decode_timed(&block, &mut t).unwrap();
+        assert_eq!(t.iter().map(|(_, us)| us).collect::<Vec<_>>(), [2000]);
     }
 
     #[test]

@@ -159,6 +159,9 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
                     },
                     ticket.warmup,
                 );
+                if let Some(t) = reader.server_timing() {
+                    ctx.recorder.borrow_mut().hops(t, ticket.warmup);
+                }
                 if !x.keep_alive {
                     return End::Closed;
                 }

@@ -46,7 +46,12 @@ pub fn class(f: Failure) -> String {
 /// Records what the client's events say about streams, all at time `now`.
 fn record(ctx: &ConnCtx, now: Instant) -> impl FnMut(Event<'_, Inflight>) + '_ {
     move |event| match event {
-        Event::Head(f, _) => f.first_byte = Some(now),
+        Event::Head(f, _, timing) => {
+            f.first_byte = Some(now);
+            if !timing.is_empty() {
+                ctx.recorder.borrow_mut().hops(timing, f.ticket.warmup);
+            }
+        }
         Event::Done(f, status) => ctx.recorder.borrow_mut().ok(
             Sample {
                 intended: f.ticket.intended,

@@ -66,6 +66,9 @@ pub struct CellLoad {
     pub rate: Option<f64>,
     /// The sweep this cell belongs to (same id for every rate of one sweep).
     pub sweep: Option<String>,
+    /// A capacity search instead of one load: the highest open-loop rate meeting its
+    /// SLOs (each repetition of the cell is one search).
+    pub search: Option<crate::search::SearchSpec>,
 }
 
 /// What a request carries as its body.

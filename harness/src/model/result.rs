@@ -158,6 +158,10 @@ pub struct ResultV1 {
     /// (an HTTP/2 stream) to its send. Waiting for a connection the server holds is not
     /// counted: that is the server's delay, and shows in the latency.
     pub scheduler_lag_us: Percentiles,
+    /// Time each hop reported in its `Server-Timing` entry, per entry name (`app`,
+    /// `proxy`, `host`, `nginx`...): where the latency went, hop by hop.
+    #[serde(default)]
+    pub hops_us: BTreeMap<String, Percentiles>,
     /// Responses by status code.
     pub status: BTreeMap<String, u64>,
     /// Failures by class, e.g. `connect_refused`, `tls_handshake:handshake_failure`.

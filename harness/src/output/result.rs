@@ -8,7 +8,7 @@ use crate::record::Kind;
 /// Scheduler lag at p99 above which the generator is judged the bottleneck (rule 12).
 const LAG_LIMIT_US: u64 = 1_000;
 /// Generator CPU share above which it is judged the bottleneck.
-const CPU_LIMIT: f64 = 0.8;
+pub const CPU_LIMIT: f64 = 0.8;
 
 /// The result document for `run` under `cfg`.
 pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
@@ -92,6 +92,12 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
         tls_handshake_us: Percentiles::of(t.get(Kind::Tls)),
         error_latency_us: Percentiles::of(t.get(Kind::ErrorLatency)),
         scheduler_lag_us: lag,
+        hops_us: t
+            .hops
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(name, h)| (name.clone(), Percentiles::of(h)))
+            .collect(),
         status: t.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         errors: t.errors.clone(),
         negotiated: outcomes.first().cloned().unwrap_or_default(),

@@ -90,7 +90,14 @@ pub struct Interval {
     pub failed: u64,
     /// Sends later than intended by over 1 ms.
     pub late: u64,
+    /// Durations the servers reported per `Server-Timing` entry name (microseconds).
+    /// Empty when no server sends the header, so it costs nothing then.
+    pub hops: Vec<(String, Histogram<u64>)>,
 }
+
+/// Distinct `Server-Timing` names recorded at most; further names are ignored, so a
+/// server that puts ids in its names cannot grow the recorder without bound.
+pub const MAX_HOP_NAMES: usize = 16;
 
 impl Default for Interval {
     fn default() -> Self {
@@ -101,6 +108,7 @@ impl Default for Interval {
             ok: 0,
             failed: 0,
             late: 0,
+            hops: Vec::new(),
         }
     }
 }
@@ -129,6 +137,32 @@ impl Interval {
         self.ok += other.ok;
         self.failed += other.failed;
         self.late += other.late;
+        for (name, theirs) in other.hops.iter().filter(|(_, h)| !h.is_empty()) {
+            if let Some(mine) = self.hop(name.as_bytes()) {
+                mine.add(theirs).expect("same bounds");
+            }
+        }
+    }
+
+    /// The histogram of hop `name`, made on first use (None beyond [`MAX_HOP_NAMES`]).
+    fn hop(&mut self, name: &[u8]) -> Option<&mut Histogram<u64>> {
+        match self.hops.iter().position(|(n, _)| n.as_bytes() == name) {
+            Some(i) => Some(&mut self.hops[i].1),
+            None if self.hops.len() < MAX_HOP_NAMES => {
+                let name = String::from_utf8_lossy(name).into_owned();
+                self.hops.push((name, new_histogram()));
+                self.hops.last_mut().map(|(_, h)| h)
+            }
+            None => None,
+        }
+    }
+
+    /// The histogram of hop `name`, if any response reported it.
+    pub fn get_hop(&self, name: &str) -> Option<&Histogram<u64>> {
+        self.hops
+            .iter()
+            .find(|(n, h)| n == name && !h.is_empty())
+            .map(|(_, h)| h)
     }
 
     /// Requests recorded (answered or failed).
@@ -144,6 +178,8 @@ impl Interval {
         self.ok = 0;
         self.failed = 0;
         self.late = 0;
+        // Names stay: the same servers report them again in the next interval.
+        self.hops.iter_mut().for_each(|(_, h)| h.reset());
     }
 }
 
@@ -247,6 +283,20 @@ impl Recorder {
         }
         *i.status.entry(s.status).or_default() += 1;
         i.ok += 1;
+    }
+
+    /// Records the `Server-Timing` entries of an answered request.
+    pub fn hops(&mut self, timing: &crate::server_timing::ServerTiming, warmup: bool) {
+        let i = if warmup {
+            &mut self.warmup
+        } else {
+            &mut self.current
+        };
+        for (name, us) in timing.iter() {
+            if let Some(h) = i.hop(name) {
+                h.saturating_record(us.max(LOWEST_US));
+            }
+        }
     }
 
     /// Records a failed request.

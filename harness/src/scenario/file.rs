@@ -159,6 +159,38 @@ pub struct LoadSpec {
     /// Rate sweep.
     #[serde(default)]
     pub rates: Option<Spanned<Vec<Spanned<f64>>>>,
+    /// Capacity search under SLOs.
+    #[serde(default)]
+    pub search: Option<Spanned<SearchSection>>,
+}
+
+/// `search = { slo = [...], start = 1000, max = 1000000, ... }` of a load profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSection {
+    /// Objectives, e.g. `"p99 < 10ms"`.
+    pub slo: Spanned<Vec<Spanned<String>>>,
+    /// First rate.
+    #[serde(default)]
+    pub start: Option<Spanned<f64>>,
+    /// Highest rate.
+    #[serde(default)]
+    pub max: Option<Spanned<f64>>,
+    /// Growth factor.
+    #[serde(default)]
+    pub factor: Option<Spanned<f64>>,
+    /// Bisection precision, `"2%"` or `0.02`.
+    #[serde(default)]
+    pub precision: Option<Spanned<toml::Value>>,
+    /// Measured length of a step.
+    #[serde(default)]
+    pub step: Option<Spanned<String>>,
+    /// Warmup of a step.
+    #[serde(default)]
+    pub step_warmup: Option<Spanned<String>>,
+    /// Pause between steps.
+    #[serde(default)]
+    pub cooldown: Option<Spanned<String>>,
 }
 
 /// One value of the `request` axis: a request, or a weighted mix of requests (`mix`).

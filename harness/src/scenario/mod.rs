@@ -8,6 +8,7 @@ pub mod app;
 mod expand;
 pub mod file;
 pub mod negotiation;
+mod search;
 mod validate;
 
 use std::ops::Range;

@@ -342,6 +342,29 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
         let spec = l.get_ref();
         let connections = positive(ctx, &spec.connections, "connections", 16);
         let streams = positive(ctx, &spec.streams, "streams", 1);
+        if let Some(search) = &spec.search {
+            if spec.rate.is_some() || spec.rates.is_some() {
+                ctx.err(
+                    search.span(),
+                    "a search chooses its rates: no `rate` or `rates` beside it",
+                    Some("search = { slo = [\"p99 < 10ms\"], start = 1000, max = 100000 }"),
+                );
+                continue;
+            }
+            if let Some(spec) = super::search::search(ctx, search) {
+                loads.push(Loads {
+                    label: format!("c{connections}m{streams}-search"),
+                    load: CellLoad {
+                        connections,
+                        streams,
+                        rate: None,
+                        sweep: None,
+                        search: Some(spec),
+                    },
+                });
+            }
+            continue;
+        }
         if spec.rate.is_some() && spec.rates.is_some() {
             ctx.err(
                 l.span(),
@@ -375,6 +398,7 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
                             streams,
                             rate: Some(*r.get_ref()),
                             sweep: None,
+                            search: None,
                         },
                     });
                 }
@@ -397,6 +421,7 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
                                 streams,
                                 rate: Some(*r.get_ref()),
                                 sweep: Some(sweep.clone()),
+                                search: None,
                             },
                         });
                     }
@@ -409,6 +434,7 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
                     streams,
                     rate: None,
                     sweep: None,
+                    search: None,
                 },
             }),
         }

@@ -123,7 +123,7 @@ pub fn h2_read(input: &[&[u8]]) -> H2Outcome {
         buf.extend_from_slice(piece);
         let res = c.receive(&buf, &mut |e| {
             out.events.push(match e {
-                Event::Head(t, s) => ('h', *t, u64::from(s)),
+                Event::Head(t, s, _) => ('h', *t, u64::from(s)),
                 Event::Done(t, s) => ('d', t, u64::from(s)),
                 Event::Failed(t, f) => (
                     'f',

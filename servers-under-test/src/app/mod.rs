@@ -57,6 +57,51 @@ pub struct AppOptions {
     pub pairing_token: Option<String>,
     /// Test support: hold every response while the clock is inside a stall window.
     pub stall: Option<Stall>,
+    /// Test support: serve one request at a time, each taking exactly this long.
+    pub serial: Option<std::sync::Arc<Serial>>,
+    /// Test support: every response takes this much longer (a known slowdown).
+    pub extra_latency: Option<Duration>,
+}
+
+/// A server of known capacity: requests are served one at a time, each for exactly
+/// `service`, so the capacity is 1 / `service` requests per second whatever the timer's
+/// jitter (completions are scheduled on a virtual clock, never from when a sleep woke).
+#[derive(Debug)]
+pub struct Serial {
+    /// Time each request takes.
+    pub service: Duration,
+    /// When the server is next free.
+    free_at: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Serial {
+    /// An idle server with this service time.
+    pub fn new(service: Duration) -> Serial {
+        Serial {
+            service,
+            free_at: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// When a request arriving at `now` completes.
+    pub fn complete_at(&self, now: std::time::Instant) -> std::time::Instant {
+        let mut free = self.free_at.lock().unwrap_or_else(|e| e.into_inner());
+        let done = (*free).max(now) + self.service;
+        *free = done;
+        done
+    }
+}
+
+/// Waits `d`: spinning below 2 ms, where the runtime's timer (1 ms ticks) cannot.
+async fn wait(d: Duration) {
+    if d >= Duration::from_millis(2) {
+        tokio::time::sleep(d).await;
+    } else {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// A server stall schedule: for `duration` out of every `period` (from process start),
@@ -95,8 +140,22 @@ impl App {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request, with its handler time in a `Server-Timing: app` entry.
     pub async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        let start = std::time::Instant::now();
+        let mut resp = self.route(req, conn).await;
+        crate::server_timing::append(resp.headers_mut(), "app", start);
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        if let Some(serial) = &self.opts.serial {
+            let done = serial.complete_at(std::time::Instant::now());
+            tokio::time::sleep_until(done.into()).await;
+        }
+        if let Some(extra) = self.opts.extra_latency {
+            wait(extra).await;
+        }
         if let Some(stall) = &self.opts.stall {
             let wait = stall.wait_at(std::time::Instant::now());
             if !wait.is_zero() {

@@ -35,6 +35,7 @@ impl ModuleHandler {
     pub fn new(supervisor: Arc<Supervisor>, mut opts: ForwardOptions) -> ModuleHandler {
         opts.upstream_h2 = false;
         opts.strip_path_base = supervisor.contract().strips_path_base();
+        opts.timing_name = "host";
         ModuleHandler {
             token_header: supervisor.contract().token_header(),
             supervisor,

@@ -358,6 +358,9 @@ impl Engine {
             },
             slot.ticket.warmup,
         );
+        if let Some(t) = slot.reader.server_timing() {
+            self.recorder.hops(t, slot.ticket.warmup);
+        }
         if r.keep_alive && !self.slots[i].sending {
             self.next(i, now);
         } else {

@@ -1,0 +1,106 @@
+//! Capacity search against a server whose capacity is known by construction: `sut edge
+//! --serial-service 2ms` serves one request at a time for exactly 2 ms, so it can take
+//! 500 requests/s and no more. The search lands within 10% of it, says why it stopped,
+//! and writes every step in search.json.
+
+mod support;
+
+use support::edge;
+
+#[test]
+fn the_search_finds_a_known_capacity_within_ten_percent() {
+    let server = edge(&["--serial-service", "2ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search.json");
+    let url = format!("http://{}/plaintext", server.addr);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args([
+            "search",
+            &url,
+            "--slo",
+            "p99 < 20ms",
+            "--slo",
+            "error_rate < 1%",
+        ])
+        .args(["--start", "100", "--precision", "2%", "-c", "32", "-q"])
+        .args([
+            "-d",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--cooldown",
+            "200ms",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["schema"], "h2lab.search/v1");
+    assert_eq!(doc["limit"], "slo");
+    let capacity = doc["capacity"]["median"].as_f64().unwrap();
+    assert!(
+        (450.0..=550.0).contains(&capacity),
+        "capacity {capacity} req/s, 500 by construction"
+    );
+    assert!(
+        stdout.contains(&format!("capacity {capacity:.0} req/s")),
+        "{stdout}"
+    );
+    let steps = doc["searches"][0]["steps"].as_array().unwrap();
+    let rates: Vec<f64> = steps.iter().map(|s| s["rate"].as_f64().unwrap()).collect();
+    assert_eq!(
+        &rates[..4],
+        [100.0, 200.0, 400.0, 800.0],
+        "grows by the factor"
+    );
+    // Every step above capacity failed, every one below passed.
+    for s in steps {
+        let rate = s["rate"].as_f64().unwrap();
+        assert_eq!(s["pass"], rate <= capacity, "{s}");
+        assert!(s["p99_us"].as_f64().is_some() && s["achieved"].as_f64().is_some());
+    }
+    let failing = doc["searches"][0]["first_failing"].as_f64().unwrap();
+    assert!(
+        (failing - capacity) / capacity <= 0.02 + 1e-9,
+        "bisected to 2%"
+    );
+}
+
+#[test]
+fn a_search_without_an_slo_or_with_a_rate_is_refused() {
+    for args in [
+        vec!["search", "http://127.0.0.1:9/"],
+        vec![
+            "search",
+            "http://127.0.0.1:9/",
+            "--slo",
+            "p99 < 1ms",
+            "-r",
+            "100",
+        ],
+        vec!["search", "http://127.0.0.1:9/", "--slo", "p99 < soon"],
+        vec![
+            "search",
+            "http://127.0.0.1:9/",
+            "--slo",
+            "p99 < 1ms",
+            "--factor",
+            "1",
+        ],
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
