@@ -20,3 +20,4 @@ pub mod scenario;
 pub mod search;
 pub mod server_timing;
 pub mod tls;
+pub mod verdict;

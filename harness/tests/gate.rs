@@ -272,14 +272,23 @@ fn gate_refuses_missing_cells_other_schemas_and_bad_flags_with_exit_2() {
 }
 
 fn run(dir: &Path, name: &str, delay_ms: u32) -> PathBuf {
-    let scenario = dir.join(format!("s{delay_ms}.toml"));
-    std::fs::write(
-        &scenario,
-        format!(
+    run_text(
+        dir,
+        name,
+        &format!(
             "[scenario]\nname = \"gate\"\nduration = \"1s\"\nwarmup = \"200ms\"\nrepetitions = 5\n[axes]\ntopology = [\"direct-edge\"]\nload = [{{ connections = 16, rate = 100 }}]\nrequest = [{{ name = \"api\", path = \"/delay/{delay_ms}\" }}]\n"
         ),
     )
-    .unwrap();
+}
+
+/// The tests that measure real servers take turns: a closed loop saturating both cores
+/// would make another test's open-loop generator fall behind its schedule.
+static REAL_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs a scenario given as text into `dir/name`; it must succeed.
+fn run_text(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let scenario = dir.join(format!("{name}.toml"));
+    std::fs::write(&scenario, text).unwrap();
     let out_dir = dir.join(name);
     let out = Command::new(env!("CARGO_BIN_EXE_h2lab"))
         .args(["run", "-q", "--out"])
@@ -298,6 +307,7 @@ fn run(dir: &Path, name: &str, delay_ms: u32) -> PathBuf {
 
 #[test]
 fn a_slower_server_is_caught_and_an_unchanged_rerun_passes() {
+    let _one_at_a_time = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     // A 50 ms floor keeps scheduler jitter (a few ms on a loaded CI machine) small against
     // the default thresholds; the 100 ms candidate doubles every percentile.
@@ -326,4 +336,146 @@ fn a_slower_server_is_caught_and_an_unchanged_rerun_passes() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn one(rps: f64, p99: f64) -> Reps {
+    vec![(rps, p99, 0)]
+}
+
+#[test]
+fn calibrated_thresholds_come_from_aa_noise_and_one_repetition_is_inconclusive() {
+    let t = tempfile::tempdir().unwrap();
+    let aa: Vec<PathBuf> = [(10_000.0, 2_000.0), (10_100.0, 2_040.0), (9_950.0, 1_980.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, (rps, p99))| {
+            let d = t.path().join(format!("aa{i}"));
+            fixture(&d, &[("a", "GET /a", five(*rps, *p99))], "h2lab.result/v1");
+            d
+        })
+        .collect();
+    let cal = t.path().join("calibration.json");
+    let out = h2lab(
+        &[
+            "gate",
+            "--calibrate",
+            p(&aa[0]),
+            p(&aa[1]),
+            p(&aa[2]),
+            "--json",
+            p(&cal),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // p99 moved by at most 3.03% between A/A runs: 1.25 x that, rounded up, is 4%.
+    assert!(
+        text.contains("--max-regression p50=4%,p99=4%,p99.9=4%,rps=2%"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    assert_eq!(v["schema"], "h2lab.gate-calibration/v1");
+    assert_eq!(v["pairs"], 3);
+
+    // +8% on p99: within the default 10%, beyond the calibrated 4%.
+    let cand = t.path().join("cand");
+    fixture(
+        &cand,
+        &[("a", "GET /a", five(10_000.0, 2_160.0))],
+        "h2lab.result/v1",
+    );
+    let gate = |base: &Path, cand: &Path, extra: &[&str]| {
+        let mut args = vec!["gate", "--baseline", p(base), "--candidate", p(cand)];
+        args.extend_from_slice(extra);
+        h2lab(&args, &[])
+    };
+    assert_eq!(gate(&aa[0], &cand, &[]).status.code(), Some(0));
+    let out = gate(&aa[0], &cand, &["--calibration", p(&cal)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // One repetition a side, p99.9 +187%: cannot be told from noise, so not a failure,
+    // and the calibrated noise says how many repetitions would decide.
+    let (b1, c1) = (t.path().join("b1"), t.path().join("c1"));
+    fixture(
+        &b1,
+        &[("a", "GET /a", one(10_000.0, 2_000.0))],
+        "h2lab.result/v1",
+    );
+    fixture(
+        &c1,
+        &[("a", "GET /a", one(9_000.0, 5_740.0))],
+        "h2lab.result/v1",
+    );
+    let out = gate(&b1, &c1, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("inconclusive"), "{text}");
+    let out = gate(&b1, &c1, &["--calibration", p(&cal)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("repetitions a side would decide"), "{text}");
+    let out = gate(&b1, &c1, &["--fail-on-inconclusive"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Calibration needs two runs of one scenario.
+    let out = h2lab(&["gate", "--calibrate", p(&aa[0]), p(&b1)], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "same cells, one repetition each is enough"
+    );
+    let other = t.path().join("other");
+    fixture(
+        &other,
+        &[("z", "GET /z", five(1.0, 1.0))],
+        "h2lab.result/v1",
+    );
+    let out = h2lab(&["gate", "--calibrate", p(&aa[0]), p(&other)], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different cells"));
+}
+
+#[test]
+fn an_unchanged_single_repetition_rerun_never_fails_the_gate() {
+    let _one_at_a_time = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let text = "[scenario]\nname = \"aa\"\nduration = \"2s\"\nwarmup = \"300ms\"\nrepetitions = 1\n[axes]\ntopology = [\"direct-edge\"]\nload = [{ connections = 2 }]\n";
+    let dirs: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let d = run_text(t.path(), name, text);
+            let verdict = std::fs::read_to_string(d.join("verdict.json")).unwrap();
+            assert!(verdict.contains("h2lab.verdict/v1"), "{verdict}");
+            d
+        })
+        .collect();
+    let out = h2lab(
+        &[
+            "gate",
+            "--baseline",
+            p(&dirs[0]),
+            "--candidate",
+            p(&dirs[1]),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("REGRESSED"), "{text}");
 }

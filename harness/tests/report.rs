@@ -102,6 +102,7 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
         "throughput.svg",
         "timeline.svg",
         "sweep.svg",
+        "hops.svg",
     ] {
         let text = std::fs::read_to_string(out.join(f)).unwrap();
         let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -146,6 +147,35 @@ fn report_writes_a_self_contained_page_with_charts_that_parse_and_render() {
     assert!(html.contains("HTTP/2 negotiation matrix"), "no heatmap");
     let csv = std::fs::read_to_string(out.join("cells.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4);
+    assert!(csv.starts_with("cell,name,"), "{csv}");
+    // The page opens with the verdict; cells carry readable names, their ids on hover.
+    let (verdict, cells) = (
+        html.find("<h2>Verdict</h2>").unwrap(),
+        html.find("<h2>Cells</h2>").unwrap(),
+    );
+    assert!(verdict < cells);
+    assert!(
+        html.contains("ranked by p99, each against direct-edge"),
+        "open loop ranks by p99"
+    );
+    assert!(
+        html.contains("<td title=\"in-process."),
+        "no full id on hover"
+    );
+    assert!(html.contains(">in-process · "), "no readable name");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("verdict.json")).unwrap()).unwrap();
+    assert_eq!(v["schema"], "h2lab.verdict/v1");
+    assert_eq!(
+        v["workloads"].as_array().unwrap().len(),
+        2,
+        "one per offered rate"
+    );
+    let hops = std::fs::read_to_string(out.join("hops.svg")).unwrap();
+    assert!(
+        hops.contains("app") && hops.contains("rest"),
+        "no breakdown legend"
+    );
 
     let Some(browser) = chromium() else {
         eprintln!("chromium not installed (scripts/setup.sh installs it): render check skipped");

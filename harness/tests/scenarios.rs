@@ -58,7 +58,14 @@ fn every_bad_scenario_is_refused_at_its_location() {
 
 #[test]
 fn shipped_scenarios_are_valid_and_list_their_cells() {
-    for name in ["quick", "topologies", "open-loop-sweep", "own-app"] {
+    for name in [
+        "quick",
+        "topologies",
+        "open-loop-sweep",
+        "own-app",
+        "capacity",
+        "ci-gate",
+    ] {
         let path = repo().join(format!("scenarios/{name}.toml"));
         let (code, out, err) = h2lab(&["run", "--dry-run", &path.display().to_string()]);
         assert_eq!(code, 0, "{name}: {err}");

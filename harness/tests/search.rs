@@ -104,3 +104,62 @@ fn a_search_without_an_slo_or_with_a_rate_is_refused() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn a_scenario_search_records_capacity_ranks_by_it_and_draws_the_curve() {
+    let t = tempfile::tempdir().unwrap();
+    let scenario = t.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "[scenario]\nname = \"cap\"\nduration = \"1s\"\nrepetitions = 1\n[axes]\n\
+         topology = [\"direct-edge\", \"reverse-proxy:sut\"]\n\
+         load = [{ connections = 8, search = { slo = [\"p99 < 100ms\"], start = 100, max = 400, step = \"1s\", step_warmup = \"200ms\", cooldown = \"100ms\" } }]\n",
+    )
+    .unwrap();
+    let run = t.path().join("run");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q", "--out"])
+        .arg(&run)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("ranked by capacity"), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    for rec in manifest["cells"].as_array().unwrap() {
+        assert_eq!(rec["capacity"], 400.0, "both take the maximum: {rec}");
+        let dir = run.join(rec["dir"].as_str().unwrap());
+        let search: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("search.json")).unwrap())
+                .unwrap();
+        assert_eq!(search["limit"], "max");
+        assert!(dir.join("result.json").is_file() && dir.join("latency.hlog").is_file());
+    }
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("verdict.json")).unwrap()).unwrap();
+    let entries = verdict["workloads"][0]["entries"].as_array().unwrap();
+    assert_eq!(verdict["workloads"][0]["ranked_by"], "capacity");
+    assert!(
+        entries.iter().all(|e| e["capacity"]["value"] == 400.0),
+        "{entries:?}"
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .arg("report")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let svg = std::fs::read_to_string(run.join("report/capacity.svg")).unwrap();
+    assert!(
+        svg.contains("SLO p99 &lt; 100 ms") || svg.contains("SLO p99 < 100 ms"),
+        "no SLO line"
+    );
+    assert!(svg.contains("capacity 400/s"), "no capacity in the legend");
+}

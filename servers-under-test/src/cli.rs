@@ -46,6 +46,17 @@ fn duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration such as 500ms or 10s: {e}"))
 }
 
+/// `SUT_EXTRA_LATENCY` for the apps that have no `--extra-latency` flag (the hosted and
+/// proxied `sut app`, the in-process host): the same known slowdown in every topology.
+pub fn extra_latency_from_env() -> Result<Option<Duration>, UsageError> {
+    match std::env::var("SUT_EXTRA_LATENCY") {
+        Ok(v) if !v.trim().is_empty() => duration(v.trim())
+            .map(Some)
+            .map_err(|e| UsageError(format!("SUT_EXTRA_LATENCY: {e}"))),
+        _ => Ok(None),
+    }
+}
+
 /// Where and how to listen.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
@@ -170,8 +181,9 @@ pub struct EdgeArgs {
     #[arg(long, value_parser = duration, value_name = "DUR")]
     pub serial_service: Option<Duration>,
     /// Test support: make every response DUR slower (spinning below 2 ms), a known
-    /// slowdown for measuring the gate.
-    #[arg(long, value_parser = duration, value_name = "DUR")]
+    /// slowdown for measuring the gate (scripts/bench-gate.sh sets it through the
+    /// environment, so every edge a scenario starts gets it).
+    #[arg(long, value_parser = duration, value_name = "DUR", env = "SUT_EXTRA_LATENCY")]
     pub extra_latency: Option<Duration>,
 }
 

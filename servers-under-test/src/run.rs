@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         pairing_token: None,
                         stall: None,
                         serial: None,
-                        extra_latency: None,
+                        extra_latency: cli::extra_latency_from_env()?,
                     });
                     serve(&control, opts, shutdown, move |_| app.clone(), None)
                 }
@@ -130,7 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 pairing_token: token,
                 stall: None,
                 serial: None,
-                extra_latency: None,
+                extra_latency: cli::extra_latency_from_env()?,
             });
             let opts = ServerOptions {
                 listen,

@@ -10,9 +10,6 @@ use super::stats::{bootstrap_ratio_ci, mann_whitney_p, median};
 
 /// Significance level of the test.
 pub const ALPHA: f64 = 0.05;
-/// With fewer than three repetitions no test is possible; a change must exceed this
-/// fixed noise floor (percent) as well as the threshold.
-pub const NOISE_FLOOR_PCT: f64 = 5.0;
 
 /// How much worse a metric may get: percent of the base, or percentage points (error rate).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -81,7 +78,7 @@ pub struct MetricComparison {
     pub p_value: Option<f64>,
     /// 95% bootstrap interval of new/base medians.
     pub ratio_ci: Option<(f64, f64)>,
-    /// Significant: p < 0.05 or the interval excludes 1.
+    /// Significant: p < 0.05 and the interval excludes 1.
     pub significant: bool,
     /// How significance was judged.
     pub method: String,
@@ -89,6 +86,8 @@ pub struct MetricComparison {
     pub threshold: Limit,
     /// The verdict.
     pub verdict: Verdict,
+    /// For an inconclusive change: repetitions a side that would decide it.
+    pub reps_needed: Option<usize>,
 }
 
 /// One cell.
@@ -128,8 +127,15 @@ fn label(axes: &BTreeMap<String, String>) -> String {
         .join(" ")
 }
 
-/// Compares one metric's samples.
-pub fn compare_metric(metric: Metric, base: &[f64], new: &[f64], limit: Limit) -> MetricComparison {
+/// Compares one metric's samples; `noise` (a repetition's relative standard deviation, when
+/// known) says how many repetitions would decide an inconclusive change.
+pub fn compare_metric(
+    metric: Metric,
+    base: &[f64],
+    new: &[f64],
+    limit: Limit,
+    noise: Option<f64>,
+) -> MetricComparison {
     let (mb, mn) = (median(base), median(new));
     let (change, unit) = match limit {
         Limit::Points(_) => ((mn - mb) * 100.0, "pp"),
@@ -160,7 +166,8 @@ pub fn compare_metric(metric: Metric, base: &[f64], new: &[f64], limit: Limit) -
         let p = mann_whitney_p(base, new);
         let ci = bootstrap_ratio_ci(base, new);
         let ci_excludes_one = ci.is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0);
-        significant = p < ALPHA || ci_excludes_one;
+        // Both must agree: either alone raises the A/A false-alarm rate.
+        significant = p < ALPHA && ci_excludes_one;
         method = format!(
             "Mann-Whitney U over {}+{} repetitions, bootstrap 95% CI of the ratio",
             base.len(),
@@ -181,24 +188,22 @@ pub fn compare_metric(metric: Metric, base: &[f64], new: &[f64], limit: Limit) -
         p_value = None;
         ratio_ci = None;
         significant = false;
-        let floor = match limit {
-            Limit::Percent(_) => NOISE_FLOOR_PCT,
-            Limit::Points(_) => 0.0,
-        };
         method = format!(
-            "{}+{} repetitions: too few for a test; fixed threshold with a {floor}% noise floor",
+            "{}+{} repetitions: too few for a test; a change beyond the threshold is inconclusive",
             base.len(),
             new.len()
         );
-        let bar = limit_value.max(floor);
-        verdict = if worse > bar {
-            Verdict::Regressed
-        } else if -worse > bar {
-            Verdict::Improved
+        // One run against one run cannot tell a regression from an unlucky rerun.
+        verdict = if worse > limit_value {
+            Verdict::Inconclusive
         } else {
             Verdict::Pass
         };
     }
+    let reps_needed = (verdict == Verdict::Inconclusive)
+        .then(|| noise.map(|cv| reps_to_decide(cv, worse.abs() / 100.0)))
+        .flatten()
+        .filter(|_| matches!(limit, Limit::Percent(_)));
     MetricComparison {
         metric,
         base: mb,
@@ -211,7 +216,21 @@ pub fn compare_metric(metric: Metric, base: &[f64], new: &[f64], limit: Limit) -
         method,
         threshold: limit,
         verdict,
+        reps_needed,
     }
+}
+
+/// Repetitions a side for a Mann-Whitney test at 5% to catch, with 80% power, a change of
+/// `effect` (a fraction) given a repetition's relative noise `cv` (normal approximation,
+/// at least 5: fewer cannot reach p < 0.05 with the bootstrap agreeing).
+pub fn reps_to_decide(cv: f64, effect: f64) -> usize {
+    if effect <= 0.0 || !cv.is_finite() {
+        return 5;
+    }
+    let z = 1.96 + 0.84;
+    let n = 2.0 * (z * cv / effect).powi(2);
+    // The rank test's efficiency relative to the t-test is about 0.95.
+    ((n / 0.95).ceil() as usize).clamp(5, 1000)
 }
 
 /// Values of repetitions whose generator kept up.
@@ -229,7 +248,14 @@ fn bound(c: &CellSamples) -> usize {
 
 /// Matches the cells of two runs by their axes and compares every metric. Missing or
 /// extra cells, cells without results and generator-bound runs are refused.
-pub fn compare(base: &RunDir, new: &RunDir, t: &Thresholds) -> Result<Comparison, InputError> {
+/// `noise` (from a calibration) gives a repetition's relative noise per metric; without it
+/// the noise is estimated from the two runs themselves.
+pub fn compare(
+    base: &RunDir,
+    new: &RunDir,
+    t: &Thresholds,
+    noise: &BTreeMap<Metric, f64>,
+) -> Result<Comparison, InputError> {
     let mut cells = Vec::new();
     for b in &base.cells {
         if !new.cells.iter().any(|n| n.axes == b.axes) {
@@ -274,7 +300,11 @@ pub fn compare(base: &RunDir, new: &RunDir, t: &Thresholds) -> Result<Comparison
             .iter()
             .filter_map(|&m| {
                 let limit = *t.0.get(&m)?;
-                Some(compare_metric(m, &samples(b, m), &samples(n, m), limit))
+                let cv = noise
+                    .get(&m)
+                    .copied()
+                    .or_else(|| super::calibrate::rep_noise(b, n, m));
+                Some(compare_metric(m, &samples(b, m), &samples(n, m), limit, cv))
             })
             .collect();
         cells.push(CellComparison {
@@ -319,11 +349,14 @@ pub fn markdown(c: &Comparison) -> String {
                 Some(p) => format!("{p:.3}"),
                 None => format!("n={}+{}", cell.reps.0, cell.reps.1),
             };
-            let verdict = match m.verdict {
-                Verdict::Pass => "pass",
-                Verdict::Improved => "improved",
-                Verdict::Regressed => "**REGRESSED**",
-                Verdict::Inconclusive => "inconclusive",
+            let verdict = match (m.verdict, m.reps_needed) {
+                (Verdict::Pass, _) => "pass".to_string(),
+                (Verdict::Improved, _) => "improved".to_string(),
+                (Verdict::Regressed, _) => "**REGRESSED**".to_string(),
+                (Verdict::Inconclusive, Some(n)) => {
+                    format!("inconclusive: about {n} or more repetitions a side would decide")
+                }
+                (Verdict::Inconclusive, None) => "inconclusive".to_string(),
             };
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {:+.1}{} | {} | {} |\n",
@@ -342,9 +375,9 @@ pub fn markdown(c: &Comparison) -> String {
         .iter()
         .any(|cell| cell.reps.0 < 3 || cell.reps.1 < 3)
     {
-        out.push_str(&format!(
-            "\nFewer than 3 repetitions on a side: no significance test; a change counts only beyond its threshold and a {NOISE_FLOOR_PCT}% noise floor.\n"
-        ));
+        out.push_str(
+            "\nFewer than 3 repetitions on a side: no significance test, so a change beyond its threshold is inconclusive, never a failure; `repetitions` in the scenario decides.\n",
+        );
     }
     out
 }
@@ -357,12 +390,12 @@ mod tests {
     fn a_clear_slowdown_is_a_significant_regression() {
         let base = [1000.0, 1010.0, 990.0, 1005.0, 995.0];
         let new = [1300.0, 1310.0, 1290.0, 1305.0, 1295.0];
-        let m = compare_metric(Metric::P99, &base, &new, Limit::Percent(10.0));
+        let m = compare_metric(Metric::P99, &base, &new, Limit::Percent(10.0), None);
         assert_eq!(m.verdict, Verdict::Regressed);
         assert!((m.change - 30.0).abs() < 1e-9);
         assert!(m.p_value.unwrap() < 0.05);
         // The same numbers for throughput are an improvement.
-        let m = compare_metric(Metric::Rps, &base, &new, Limit::Percent(5.0));
+        let m = compare_metric(Metric::Rps, &base, &new, Limit::Percent(5.0), None);
         assert_eq!(m.verdict, Verdict::Improved);
     }
 
@@ -371,22 +404,58 @@ mod tests {
         let base = [1000.0, 1010.0, 990.0, 1005.0, 995.0];
         let new = [1020.0, 1000.0, 1015.0, 995.0, 1010.0];
         assert_eq!(
-            compare_metric(Metric::P99, &base, &new, Limit::Percent(10.0)).verdict,
+            compare_metric(Metric::P99, &base, &new, Limit::Percent(10.0), None).verdict,
             Verdict::Pass
         );
         let noisy = [900.0, 1500.0, 1000.0, 1300.0, 1100.0];
-        let m = compare_metric(Metric::P99, &base, &noisy, Limit::Percent(5.0));
+        let m = compare_metric(Metric::P99, &base, &noisy, Limit::Percent(5.0), None);
         assert_eq!(m.verdict, Verdict::Inconclusive, "{m:?}");
     }
 
     #[test]
-    fn a_single_repetition_uses_the_noise_floor() {
-        let m = compare_metric(Metric::P99, &[1000.0], &[1040.0], Limit::Percent(3.0));
+    fn a_single_repetition_is_never_a_failure_and_says_what_would_decide() {
+        let m = compare_metric(
+            Metric::P99,
+            &[1000.0],
+            &[1040.0],
+            Limit::Percent(10.0),
+            None,
+        );
         assert_eq!(m.verdict, Verdict::Pass);
         assert!(m.method.contains("too few"));
-        let m = compare_metric(Metric::P99, &[1000.0], &[1200.0], Limit::Percent(10.0));
-        assert_eq!(m.verdict, Verdict::Regressed);
-        let m = compare_metric(Metric::ErrorRate, &[0.0], &[0.002], Limit::Points(0.1));
-        assert_eq!((m.change_unit, m.verdict), ("pp", Verdict::Regressed));
+        // +187% on one repetition a side: inconclusive, with the repetitions that would tell.
+        let m = compare_metric(
+            Metric::P999,
+            &[1000.0],
+            &[2870.0],
+            Limit::Percent(15.0),
+            Some(0.3),
+        );
+        assert_eq!(m.verdict, Verdict::Inconclusive);
+        assert_eq!(m.reps_needed, Some(5));
+        let m = compare_metric(
+            Metric::P99,
+            &[1000.0],
+            &[1120.0],
+            Limit::Percent(10.0),
+            Some(0.2),
+        );
+        let n = m.reps_needed.unwrap();
+        assert!((40..=60).contains(&n), "{n}");
+        let m = compare_metric(
+            Metric::ErrorRate,
+            &[0.0],
+            &[0.002],
+            Limit::Points(0.1),
+            None,
+        );
+        assert_eq!((m.change_unit, m.verdict), ("pp", Verdict::Inconclusive));
+    }
+
+    #[test]
+    fn repetitions_to_decide_grow_with_noise_and_shrink_with_the_effect() {
+        assert_eq!(reps_to_decide(0.01, 0.2), 5);
+        assert!(reps_to_decide(0.1, 0.05) > reps_to_decide(0.1, 0.1));
+        assert!(reps_to_decide(0.2, 0.1) > reps_to_decide(0.1, 0.1));
     }
 }

@@ -301,16 +301,37 @@ pub fn markdown(v: &GateVerdict) -> String {
             .collect();
         let _ = writeln!(out, "Regressed: {}\n", list.join(", "));
     }
-    if !v.inconclusive.is_empty() {
-        let list: Vec<String> = v
-            .inconclusive
-            .iter()
-            .map(|(c, m)| format!("{c} {m}"))
-            .collect();
+    let undecided: Vec<String> = v
+        .comparison
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.metrics
+                .iter()
+                .filter(|m| m.verdict == Verdict::Inconclusive)
+                .map(move |m| match m.reps_needed {
+                    Some(n) => format!(
+                        "{} {} ({:+.1}{}; about {n} or more repetitions a side would decide)",
+                        c.id,
+                        m.metric.name(),
+                        m.change,
+                        m.change_unit
+                    ),
+                    None => format!(
+                        "{} {} ({:+.1}{})",
+                        c.id,
+                        m.metric.name(),
+                        m.change,
+                        m.change_unit
+                    ),
+                })
+        })
+        .collect();
+    if !undecided.is_empty() {
         let _ = writeln!(
             out,
-            "Inconclusive (worse beyond the threshold, not distinguishable from noise; more repetitions would tell): {}\n",
-            list.join(", ")
+            "Inconclusive (worse beyond the threshold, but the data cannot tell it from noise: not a failure): {}\n",
+            undecided.join(", ")
         );
     }
     out.push_str(&compare_markdown(&v.comparison));

@@ -35,8 +35,33 @@ pub const MANIFEST_SCHEMA: &str = "h2lab.manifest/v1";
 /// Result schema this version reads.
 pub const RESULT_SCHEMA: &str = "h2lab.result/v1";
 
+/// Percentiles of one `Server-Timing` entry over a repetition, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HopPercentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+/// One second of a repetition (from its interval log): a second source of variance for
+/// runs with few repetitions.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct IntervalMetrics {
+    /// Requests completed per second of the interval.
+    pub rps: f64,
+    /// Latency p50, microseconds.
+    pub p50: f64,
+    /// Latency p99, microseconds.
+    pub p99: f64,
+    /// Latency p99.9, microseconds.
+    pub p999: f64,
+}
+
 /// The metrics of one repetition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RepMetrics {
     /// Requests per second.
     pub rps: f64,
@@ -54,6 +79,12 @@ pub struct RepMetrics {
     pub generator_bound_reason: Option<String>,
     /// Target rate (open loop).
     pub target_rps: Option<f64>,
+    /// The capacity a search found in this repetition (from its search.json).
+    pub capacity: Option<f64>,
+    /// Per `Server-Timing` entry name (`app`, `proxy`, `nginx`...).
+    pub hops: BTreeMap<String, HopPercentiles>,
+    /// The measured seconds, from latency.hlog (empty without one).
+    pub intervals: Vec<IntervalMetrics>,
 }
 
 /// The metrics the gate knows.
@@ -108,6 +139,17 @@ impl Metric {
     /// Whether a larger value is better.
     pub fn higher_is_better(self) -> bool {
         self == Metric::Rps
+    }
+
+    /// The value of this metric in one second of a repetition.
+    pub fn of_interval(self, i: &IntervalMetrics) -> Option<f64> {
+        Some(match self {
+            Metric::Rps => i.rps,
+            Metric::P50 => i.p50,
+            Metric::P99 => i.p99,
+            Metric::P999 => i.p999,
+            Metric::ErrorRate => return None,
+        })
     }
 
     /// The value of this metric in one repetition.
@@ -167,9 +209,11 @@ fn num(v: &Value, path: &Path, pointer: &str) -> Result<f64, InputError> {
         })
 }
 
-/// Reads one repetition's result.json (schema checked).
+/// Reads one repetition's result.json (schema checked), with its directory's interval log
+/// and search.json when they are there.
 pub fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
     let v = read_json(path)?;
+    let dir = path.parent();
     let schema = v["schema"].as_str().unwrap_or("(none)");
     if schema != RESULT_SCHEMA {
         return Err(InputError::Invalid {
@@ -198,7 +242,68 @@ pub fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
             .and_then(Value::as_str)
             .map(str::to_string),
         target_rps: v.pointer("/summary/target_rps").and_then(Value::as_f64),
+        capacity: dir.and_then(search_capacity),
+        hops: hops(&v),
+        // The seconds are a second source of variance, not the result: a damaged log
+        // costs them, not the run.
+        intervals: match dir.map(|d| intervals(&d.join("latency.hlog"))) {
+            Some(Ok(i)) => i,
+            Some(Err(e)) => {
+                tracing::warn!("{e}: per-second samples left out");
+                Vec::new()
+            }
+            None => Vec::new(),
+        },
     })
+}
+
+fn hops(v: &Value) -> BTreeMap<String, HopPercentiles> {
+    let Some(map) = v.get("hops_us").and_then(Value::as_object) else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .map(|(name, p)| {
+            let f = |k: &str| p.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+            (
+                name.clone(),
+                HopPercentiles {
+                    p50: f("p50"),
+                    p99: f("p99"),
+                    p999: f("p999"),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The capacity in the repetition's search.json, if it was a search.
+fn search_capacity(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("search.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.pointer("/searches/0/capacity").and_then(Value::as_f64)
+}
+
+/// Per-second metrics of an interval log; none when there is no log.
+fn intervals(path: &Path) -> Result<Vec<IntervalMetrics>, InputError> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(Vec::new());
+    };
+    let logged =
+        crate::record::hlog::read_intervals(&bytes).map_err(|why| InputError::Invalid {
+            path: path.to_path_buf(),
+            why,
+        })?;
+    Ok(logged
+        .iter()
+        // A short last interval holds too few requests to stand for a second.
+        .filter(|i| i.tag == "latency" && !i.histogram.is_empty() && i.length_s >= 0.5)
+        .map(|i| IntervalMetrics {
+            rps: i.histogram.len() as f64 / i.length_s,
+            p50: i.histogram.value_at_quantile(0.5) as f64,
+            p99: i.histogram.value_at_quantile(0.99) as f64,
+            p999: i.histogram.value_at_quantile(0.999) as f64,
+        })
+        .collect())
 }
 
 /// Reads `dir/manifest.json` and checks its schema.

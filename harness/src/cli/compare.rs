@@ -44,7 +44,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
         (Ok(b), Ok(n)) => (b, n),
         (Err(e), _) | (_, Err(e)) => return bad_input(e),
     };
-    let c = match compare::compare(&base, &new, &thresholds) {
+    let c = match compare::compare(&base, &new, &thresholds, &Default::default()) {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };

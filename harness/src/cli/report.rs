@@ -42,6 +42,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     for f in &written.files {
         text.push_str(&format!("  wrote {}\n", f.display()));
     }
+    text.push_str(&written.verdict_text);
+    if let Some(index) = written.files.first() {
+        let shown = std::fs::canonicalize(index).unwrap_or_else(|_| index.clone());
+        text.push_str(&format!("open {}\n", shown.display()));
+    }
     print_out(&text);
     Ok(ExitCode::SUCCESS)
 }

@@ -108,6 +108,8 @@ pub fn write(path: &Path, start: SystemTime, intervals: &[TimedInterval]) -> std
 pub struct LoggedInterval {
     /// Seconds from the log's start.
     pub start_s: f64,
+    /// Length of the interval, seconds.
+    pub length_s: f64,
     /// Tag (`latency`, `service`...).
     pub tag: String,
     /// The interval's histogram.
@@ -131,6 +133,7 @@ pub fn read_intervals(bytes: &[u8]) -> Result<Vec<LoggedInterval>, String> {
                 .map_err(|e| format!("bad histogram in interval log: {e:?}"))?;
             out.push(LoggedInterval {
                 start_s: ilh.start_timestamp().as_secs_f64(),
+                length_s: ilh.duration().as_secs_f64(),
                 tag,
                 histogram,
             });

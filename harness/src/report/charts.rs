@@ -35,7 +35,7 @@ fn topo_index(cells: &[CellData], c: &CellData) -> usize {
         .unwrap_or(0)
 }
 
-fn empty(title: &str, why: &str) -> String {
+pub(super) fn empty(title: &str, why: &str) -> String {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (W, 80)).into_drawing_area();
@@ -123,7 +123,7 @@ pub fn spectrum(cells: &[CellData]) -> String {
                 pts.iter().map(|&(x, ms)| (x, ms.log10())),
                 col.stroke_width(2),
             )) {
-                s.label(c.id.clone())
+                s.label(c.name.clone())
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
             }
         }
@@ -166,7 +166,7 @@ pub fn throughput(cells: &[CellData]) -> String {
                 ("sans-serif", 16),
             )
             .margin(10)
-            .x_label_area_size(35)
+            .x_label_area_size(10)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..n as f64, 0f64..hi * 1.15);
         let Ok(mut chart) = chart else {
@@ -175,8 +175,7 @@ pub fn throughput(cells: &[CellData]) -> String {
         let _ = chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n.min(20))
-            .x_label_formatter(&|x| format!("#{}", x.floor() as usize + 1))
+            .x_labels(0)
             .y_desc("requests/s")
             .draw();
         for (i, c) in with.iter().enumerate() {
@@ -195,6 +194,12 @@ pub fn throughput(cells: &[CellData]) -> String {
                 [(x + 0.5, mn), (x + 0.5, mx)],
                 BLACK.stroke_width(2),
             )]);
+            // The name runs up the bar, so any number of cells stays legible.
+            let font = ("sans-serif", 12)
+                .into_font()
+                .transform(FontTransform::Rotate270)
+                .color(&BLACK);
+            let _ = chart.draw_series([Text::new(c.name.clone(), (x + 0.45, hi * 0.02), font)]);
         }
         let _ = root.present();
     }
@@ -242,8 +247,16 @@ pub fn timeline(cells: &[CellData]) -> String {
             let p50 = c.timeline.iter().map(|t| (t.0, t.1 / 1000.0));
             let p99 = c.timeline.iter().map(|t| (t.0, t.2 / 1000.0));
             let _ = chart.draw_series(LineSeries::new(p50, col.stroke_width(1)));
-            let _ = chart.draw_series(LineSeries::new(p99, col.stroke_width(3)));
+            if let Ok(s) = chart.draw_series(LineSeries::new(p99, col.stroke_width(3))) {
+                s.label(c.name.clone())
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
+            }
         }
+        let _ = chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .label_font(("sans-serif", 10))
+            .draw();
         let _ = root.present();
     }
     out

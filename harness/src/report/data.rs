@@ -21,6 +21,8 @@ use crate::record::hlog;
 pub struct CellData {
     /// Id.
     pub id: String,
+    /// Readable name: the values of the axes that vary in the run.
+    pub name: String,
     /// Axes.
     pub axes: BTreeMap<String, String>,
     /// Topology axis value.
@@ -33,12 +35,81 @@ pub struct CellData {
     pub latency: Option<Histogram<u64>>,
     /// (second, p50 us, p99 us) of the first repetition.
     pub timeline: Vec<(f64, f64, f64)>,
+    /// Server-Timing entries, medians over repetitions, the app innermost.
+    pub hops: Vec<crate::verdict::Hop>,
+    /// The capacity search's steps, when the cell was a search.
+    pub search: Option<SearchCurve>,
     /// Why the cell is suspicious, if it is.
     pub flags: Vec<String>,
     /// The protocol that reached the app and how it is known, e.g.
     /// `HTTP/1.1 (configured)`: a user's app behind a front reports nothing, so the lab
     /// says what it configured; the built-in app's is observed.
     pub app_protocol: Option<String>,
+}
+
+/// A cell's capacity search as drawn: latency against offered rate, the SLO, the knee.
+#[derive(Debug, Clone, Default)]
+pub struct SearchCurve {
+    /// The percentile drawn (`p99` unless the first latency SLO names another).
+    pub metric: String,
+    /// Per search (one per repetition): (offered rate, that percentile in us, passed).
+    pub searches: Vec<Vec<(f64, f64, bool)>>,
+    /// The SLO's bound on that percentile, us.
+    pub slo_us: Option<f64>,
+    /// Where p99 stops being flat (the first search.json that says).
+    pub knee: Option<f64>,
+    /// Median capacity over the repetitions.
+    pub capacity: Option<f64>,
+}
+
+/// Reads the repetitions' search.json files of a cell.
+fn search_curve(dirs: &[PathBuf]) -> Option<SearchCurve> {
+    use crate::analysis::rundir::Metric;
+    let mut curve = SearchCurve::default();
+    let mut caps = Vec::new();
+    let mut any = false;
+    for d in dirs {
+        let Ok(text) = std::fs::read_to_string(d.join("search.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if !any {
+            any = true;
+            let slo = v
+                .pointer("/spec/slos")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| crate::analysis::gate::parse_slo(s.as_str()?).ok())
+                .find(|s| matches!(s.metric, Metric::P50 | Metric::P99 | Metric::P999));
+            curve.metric = slo.as_ref().map_or("p99", |s| s.metric.name()).to_string();
+            curve.slo_us = slo.map(|s| s.bound);
+        }
+        if curve.knee.is_none() {
+            curve.knee = v["knee_rps"].as_f64();
+        }
+        let key = match curve.metric.as_str() {
+            "p50" => "p50_us",
+            "p99.9" => "p999_us",
+            _ => "p99_us",
+        };
+        for run in v["searches"].as_array().into_iter().flatten() {
+            caps.extend(run["capacity"].as_f64());
+            let steps = run["steps"].as_array().into_iter().flatten();
+            curve.searches.push(
+                steps
+                    .filter_map(|st| {
+                        let pass = st["pass"].as_bool().unwrap_or(false);
+                        Some((st["rate"].as_f64()?, st[key].as_f64()?, pass))
+                    })
+                    .collect(),
+            );
+        }
+    }
+    curve.capacity = (!caps.is_empty()).then(|| median(&caps));
+    any.then_some(curve)
 }
 
 impl CellData {
@@ -67,6 +138,8 @@ fn load_cell(dir: &Path, manifest: &Value, plan: &Value) -> Result<CellData, Inp
         .zip(plan.pointer("/load/rate").and_then(Value::as_f64))
         .map(|(s, r)| (s.to_string(), r));
     let mut reps = Vec::new();
+    let dirs: Vec<PathBuf> = ok_reps(manifest, &id).map(|rel| dir.join(rel)).collect();
+    let search = search_curve(&dirs);
     let mut latency: Option<Histogram<u64>> = None;
     let mut timeline = Vec::new();
     for rel in ok_reps(manifest, &id) {
@@ -136,6 +209,9 @@ fn load_cell(dir: &Path, manifest: &Value, plan: &Value) -> Result<CellData, Inp
             )
         });
     Ok(CellData {
+        name: String::new(),
+        hops: crate::verdict::hops(&reps),
+        search,
         app_protocol,
         topology: axes.get("topology").cloned().unwrap_or_default(),
         id,
@@ -156,10 +232,15 @@ pub fn load(dir: &Path) -> Result<RunData, InputError> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let cells = plan_cells
+    let mut cells = plan_cells
         .par_iter()
         .map(|pc| load_cell(dir, &manifest, pc))
         .collect::<Result<Vec<_>, _>>()?;
+    let names =
+        crate::analysis::names::readable(&cells.iter().map(|c| &c.axes).collect::<Vec<_>>());
+    for (c, n) in cells.iter_mut().zip(names) {
+        c.name = n;
+    }
     Ok(RunData {
         dir: dir.to_path_buf(),
         manifest,

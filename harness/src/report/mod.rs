@@ -4,13 +4,16 @@
 
 pub mod charts;
 pub mod data;
+pub mod hop_chart;
 pub mod png;
+pub mod search_chart;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::analysis::rundir::InputError;
 use crate::analysis::stats::median;
+use crate::verdict::Verdict;
 use data::{CellData, RunData};
 
 fn esc(s: &str) -> String {
@@ -40,13 +43,14 @@ fn error_rate(c: &CellData) -> String {
 
 /// cells.csv: one row per cell, percentiles from the merged histogram.
 pub fn csv(run: &RunData) -> String {
-    let mut out = String::from("cell,topology,repetitions,rps_median,rps_min,rps_max,p50_ms,p90_ms,p99_ms,p999_ms,p9999_ms,error_rate,app_protocol,flags\n");
+    let mut out = String::from("cell,name,topology,repetitions,rps_median,rps_min,rps_max,p50_ms,p90_ms,p99_ms,p999_ms,p9999_ms,error_rate,app_protocol,flags\n");
     for c in &run.cells {
         let rps: Vec<f64> = c.reps.iter().map(|r| r.rps).collect();
         let _ = writeln!(
             out,
-            "{},{},{},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},\"{}\"",
+            "{},\"{}\",{},{},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},\"{}\"",
             c.id,
+            c.name.replace('"', "\"\""),
             c.topology,
             c.reps.len(),
             median(&rps),
@@ -59,14 +63,14 @@ pub fn csv(run: &RunData) -> String {
             pct(c, 0.9999),
             error_rate(c),
             c.app_protocol.as_deref().unwrap_or(""),
-            c.flags.join("; ").replace('"', "'")
+            c.flags.join("; ").replace('"', "\"\"")
         );
     }
     out
 }
 
-/// summary.md: environment line, the cells table, flagged cells.
-pub fn markdown(run: &RunData) -> String {
+/// summary.md: environment line, the verdict, the cells table, flagged cells.
+pub fn markdown(run: &RunData, verdict: &Verdict) -> String {
     let m = &run.manifest;
     let env = &m["environment"];
     let mut out = format!(
@@ -78,11 +82,17 @@ pub fn markdown(run: &RunData) -> String {
         env["h2lab_version"].as_str().unwrap_or("?"),
         env["h2lab_commit"].as_str().unwrap_or("?"),
     );
+    let table = std::mem::take(&mut out);
+    let (head, columns) = table.split_at(table.find("| cell |").unwrap_or(table.len()));
+    out = format!(
+        "{head}{}## Cells\n\n{columns}",
+        crate::verdict::render::markdown(verdict)
+    );
     for c in &run.cells {
         let _ = writeln!(
             out,
             "| {}{} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
-            c.id,
+            c.name,
             if c.flags.is_empty() { "" } else { " ⚠" },
             c.topology,
             c.app_protocol.as_deref().unwrap_or("-"),
@@ -98,7 +108,7 @@ pub fn markdown(run: &RunData) -> String {
     if !flagged.is_empty() {
         out.push_str("\n**Suspicious cells**\n\n");
         for c in flagged {
-            let _ = writeln!(out, "- {}: {}", c.id, c.flags.join("; "));
+            let _ = writeln!(out, "- {} (`{}`): {}", c.name, c.id, c.flags.join("; "));
         }
     }
     out
@@ -106,8 +116,8 @@ pub fn markdown(run: &RunData) -> String {
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}tr.flag{background:#fff3cd}pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}h2{margin-top:1.6em}figure{margin:1em 0}.warn{color:#8a6d00}";
 
-/// index.html with everything inline.
-pub fn html(run: &RunData, charts: &[(String, String)]) -> String {
+/// index.html with everything inline; it opens with the verdict.
+pub fn html(run: &RunData, verdict: &Verdict, charts: &[(String, String)]) -> String {
     let m = &run.manifest;
     let mut out = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>h2lab {}</title><style>{CSS}</style></head><body>\n<h1>h2lab run {}</h1>\n",
@@ -123,13 +133,15 @@ pub fn html(run: &RunData, charts: &[(String, String)]) -> String {
         esc(m["started_at"].as_str().unwrap_or("?")),
         esc(m["finished_at"].as_str().unwrap_or("-"))
     );
-    out.push_str("<h2>Cells</h2><table><tr><th>cell</th><th>topology</th><th>protocol at the app</th><th>reps</th><th>req/s median</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>p99.99 ms</th><th>errors</th><th>flags</th></tr>\n");
+    out.push_str(&crate::verdict::render::html(verdict));
+    out.push_str("<h2>Cells</h2><p>Hover a name for the cell's full id.</p><table><tr><th>cell</th><th>topology</th><th>protocol at the app</th><th>reps</th><th>req/s median</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>p99.99 ms</th><th>errors</th><th>flags</th></tr>\n");
     for c in &run.cells {
         let _ = writeln!(
             out,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"warn\">{}</td></tr>",
+            "<tr{}><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"warn\">{}</td></tr>",
             if c.flags.is_empty() { "" } else { " class=\"flag\"" },
             esc(&c.id),
+            esc(&c.name),
             esc(&c.topology),
             esc(c.app_protocol.as_deref().unwrap_or("-")),
             c.reps.len(),
@@ -170,6 +182,8 @@ pub fn html(run: &RunData, charts: &[(String, String)]) -> String {
 pub struct Written {
     /// Every file, index.html first.
     pub files: Vec<PathBuf>,
+    /// The verdict as a terminal table.
+    pub verdict_text: String,
     /// Cells flagged as suspicious.
     pub flagged: usize,
 }
@@ -177,10 +191,13 @@ pub struct Written {
 /// Builds the report of `run_dir` into `out`; `png` also writes each chart as PNG.
 pub fn build(run_dir: &Path, out: &Path, png: bool) -> Result<Written, InputError> {
     let run = data::load(run_dir)?;
+    let verdict = crate::verdict::build(&crate::analysis::rundir::RunDir::load(run_dir)?);
     let matrix_svg = std::fs::read_to_string(run_dir.join("matrix.svg")).ok();
     let jobs: Vec<(&str, &str)> = vec![
-        ("Latency percentile spectrum", "spectrum.svg"),
+        ("Capacity search: latency vs offered rate", "capacity.svg"),
         ("Throughput", "throughput.svg"),
+        ("Where the time goes: app, each hop, the rest", "hops.svg"),
+        ("Latency percentile spectrum", "spectrum.svg"),
         ("Latency over time", "timeline.svg"),
         ("Latency vs offered rate", "sweep.svg"),
     ];
@@ -192,6 +209,8 @@ pub fn build(run_dir: &Path, out: &Path, png: bool) -> Result<Written, InputErro
                 "spectrum.svg" => Some(charts::spectrum(&run.cells)),
                 "throughput.svg" => Some(charts::throughput(&run.cells)),
                 "timeline.svg" => Some(charts::timeline(&run.cells)),
+                "hops.svg" => hop_chart::breakdown(&run.cells),
+                "capacity.svg" => search_chart::curve(&run.cells),
                 _ => charts::sweep(&run.cells),
             }?;
             Some((title.to_string(), file.to_string(), svg))
@@ -217,8 +236,8 @@ pub fn build(run_dir: &Path, out: &Path, png: bool) -> Result<Written, InputErro
         .map(|(t, _, s)| (t.clone(), s.clone()))
         .collect();
     let mut files = vec![
-        write(out.join("index.html"), &html(&run, &inline))?,
-        write(out.join("summary.md"), &markdown(&run))?,
+        write(out.join("index.html"), &html(&run, &verdict, &inline))?,
+        write(out.join("summary.md"), &markdown(&run, &verdict))?,
         write(out.join("cells.csv"), &csv(&run))?,
     ];
     for (_, file, svg) in &charts {
@@ -247,6 +266,7 @@ pub fn build(run_dir: &Path, out: &Path, png: bool) -> Result<Written, InputErro
     }
     Ok(Written {
         files,
+        verdict_text: crate::verdict::render::text(&verdict),
         flagged: run.cells.iter().filter(|c| !c.flags.is_empty()).count(),
     })
 }

@@ -401,6 +401,18 @@ pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitC
     manifest.complete = !manifest.interrupted;
     manifest.finished_at = Some(now());
     write_manifest(&manifest)?;
+    // The verdict reads what was written; a run it cannot judge still keeps its results.
+    match crate::verdict::write(&out) {
+        Ok(v)
+            if v.workloads
+                .iter()
+                .any(|w| w.entries.iter().any(|e| e.repetitions > 0)) =>
+        {
+            print!("{}", crate::verdict::render::text(&v));
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: no verdict.json: {e}"),
+    }
     println!("results: {}", out.display());
     let failed = manifest
         .cells

@@ -313,17 +313,8 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
             for req in &s.requests {
                 for (engine, _, _) in &s.engines {
                     let mut axes_map = BTreeMap::new();
-                    for (k, v) in [
-                        "topology",
-                        "server_tls",
-                        "cert",
-                        "tls_versions",
-                        "client_offer",
-                        "client_tls",
-                    ]
-                    .iter()
-                    .zip(raw.values.iter())
-                    {
+                    // The first six axis names are the ones a raw combination holds.
+                    for (k, v) in super::validate::AXIS_NAMES.iter().zip(raw.values.iter()) {
                         axes_map.insert(k.to_string(), v.clone());
                     }
                     axes_map.insert("load".into(), l.label.clone());

@@ -29,6 +29,9 @@ pub struct File {
     /// `[gate]`: thresholds for `h2lab gate` (read by the gate).
     #[serde(default)]
     pub gate: Option<toml::Table>,
+    /// `[verdict]`: which axis the verdict compares and against which value.
+    #[serde(default)]
+    pub verdict: Option<Spanned<VerdictSection>>,
     /// `[negotiation]`: the negotiation matrix (read by `h2lab matrix`).
     #[serde(default)]
     pub negotiation: Option<toml::Table>,
@@ -38,6 +41,19 @@ pub struct File {
     /// `[target]`: how external cells are reached.
     #[serde(default)]
     pub target: Option<Spanned<TargetSection>>,
+}
+
+/// `[verdict]`: `compare = "topology"` (the axis whose values are ranked) and
+/// `baseline = "direct-edge"` (the value the others are measured against).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictSection {
+    /// The axis whose values are ranked (default `topology`).
+    #[serde(default)]
+    pub compare: Option<Spanned<String>>,
+    /// The value every other is measured against (default: `direct-edge`, else the first).
+    #[serde(default)]
+    pub baseline: Option<Spanned<String>>,
 }
 
 /// `[app]`.

@@ -440,6 +440,9 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
         }
     }
 
+    if let Some(v) = &file.verdict {
+        verdict_section(ctx, v.get_ref(), axes);
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let requests = requests(ctx, axes.request.as_ref(), base);
     let app = file
@@ -468,6 +471,65 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
         requests,
         app,
         target,
+    }
+}
+
+/// The axes a cell has, in the names the verdict and the reports use.
+pub const AXIS_NAMES: [&str; 9] = [
+    "topology",
+    "server_tls",
+    "cert",
+    "tls_versions",
+    "client_offer",
+    "client_tls",
+    "load",
+    "request",
+    "engine",
+];
+
+/// `[verdict]`: the compared axis exists, and the baseline is one of its written values.
+fn verdict_section(ctx: &mut Ctx, v: &super::file::VerdictSection, axes: &super::file::Axes) {
+    let compare = v
+        .compare
+        .as_ref()
+        .map_or("topology", |c| c.get_ref().as_str());
+    if let Some(c) = &v.compare {
+        if !AXIS_NAMES.contains(&compare) {
+            ctx.err(
+                c.span(),
+                format!("[verdict] compare = `{compare}` is not an axis"),
+                Some("one of topology, server_tls, cert, tls_versions, client_offer, client_tls, load, request, engine"),
+            );
+            return;
+        }
+    }
+    let written = match compare {
+        "topology" => Some(&axes.topology),
+        "server_tls" => axes.server_tls.as_ref(),
+        "cert" => axes.cert.as_ref(),
+        "tls_versions" => axes.tls_versions.as_ref(),
+        "client_offer" => axes.client_offer.as_ref(),
+        "client_tls" => axes.client_tls.as_ref(),
+        // Load, request and engine values are labels the lab derives.
+        _ => None,
+    };
+    if let (Some(b), Some(values)) = (&v.baseline, written) {
+        let values: Vec<&str> = values
+            .get_ref()
+            .iter()
+            .map(|x| x.get_ref().as_str())
+            .collect();
+        if !values.contains(&b.get_ref().as_str()) {
+            ctx.err(
+                b.span(),
+                format!(
+                    "[verdict] baseline `{}` is not a value of the `{compare}` axis ({})",
+                    b.get_ref(),
+                    values.join(", ")
+                ),
+                None,
+            );
+        }
     }
 }
 

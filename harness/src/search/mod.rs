@@ -225,22 +225,25 @@ pub enum StepResult {
 }
 
 /// Measures one rate and keeps the step: whether it passed, or why the search must stop.
+/// A step where the generator fell behind is measured once more: a moment of noise on a
+/// shared machine must not end the search; twice in a row, the generator is the limit.
 fn measure(
     step: &mut impl FnMut(f64) -> StepResult,
     rate: f64,
     steps: &mut Vec<Step>,
 ) -> Result<bool, Limit> {
-    let s = match step(rate) {
-        StepResult::Done(s) => s,
-        StepResult::Stop => return Err(Limit::Interrupted),
-    };
-    let (pass, bound) = (s.pass, s.generator_bound);
-    steps.push(s);
-    if bound {
-        Err(Limit::Generator)
-    } else {
-        Ok(pass)
+    for _ in 0..2 {
+        let s = match step(rate) {
+            StepResult::Done(s) => s,
+            StepResult::Stop => return Err(Limit::Interrupted),
+        };
+        let (pass, bound) = (s.pass, s.generator_bound);
+        steps.push(s);
+        if !bound {
+            return Ok(pass);
+        }
     }
+    Err(Limit::Generator)
 }
 
 /// Runs one search, asking `step` to measure each rate.
@@ -385,6 +388,7 @@ mod tests {
                 generator_bound: false,
                 generator_bound_reason: None,
                 target_rps: Some(rate),
+                ..Default::default()
             };
             StepResult::Done(Step::judged(spec, rate, &m, 0))
         }
@@ -428,12 +432,34 @@ mod tests {
                 generator_bound: rate > 1500.0,
                 generator_bound_reason: Some("scheduler lag p99 3 ms".into()),
                 target_rps: Some(rate),
+                ..Default::default()
             };
             StepResult::Done(Step::judged(&spec, rate, &m, 0))
         };
         let run = search(&spec, bound);
         assert_eq!((run.limit, run.capacity), (Limit::Generator, Some(1000.0)));
         assert!(run.steps[1].reasons[0].contains("generator-bound"));
+        assert_eq!(run.steps.len(), 3, "a bound step is measured once more");
+        // Noise once: the step is measured again and the search goes on.
+        let mut calls = 0;
+        let once = |rate: f64| {
+            calls += 1;
+            let m = RepMetrics {
+                rps: rate,
+                p99: if rate > 4000.0 { 1e6 } else { 1.0 },
+                generator_bound: calls == 2,
+                target_rps: Some(rate),
+                ..Default::default()
+            };
+            StepResult::Done(Step::judged(&spec, rate, &m, 0))
+        };
+        let run = search(&spec, once);
+        assert_eq!(
+            run.limit,
+            Limit::Max,
+            "{:?}",
+            run.steps.iter().map(|s| s.rate).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -513,14 +539,15 @@ impl SearchReport {
         let under = slos.join(", ");
         match (&self.capacity, self.limit) {
             (_, Limit::Generator) => format!(
-                "the generator, not the server, is the limit: it fell behind at {}; capacity at least {}",
+                "the generator, not the server, is the limit: it fell behind at {} (twice in a row); {}",
                 self.searches
                     .last()
                     .and_then(|r| r.steps.iter().find(|s| s.generator_bound))
                     .map_or("?".into(), |s| format!("{:.0} req/s", s.rate)),
-                self.capacity
-                    .as_ref()
-                    .map_or("unknown".into(), |c| format!("{:.0} req/s", c.median))
+                self.capacity.as_ref().map_or(
+                    "no rate passed before that".into(),
+                    |c| format!("capacity at least {:.0} req/s", c.median)
+                )
             ),
             (Some(c), Limit::Max) => {
                 format!("capacity at least {:.0} req/s (the maximum tried) under {under}", c.median)

@@ -103,5 +103,6 @@ pub fn metrics(r: &ResultV1, spec: &SearchSpec) -> RepMetrics {
         generator_bound: reason.is_some(),
         generator_bound_reason: reason,
         target_rps: s.target_rps,
+        ..Default::default()
     }
 }
