@@ -7,8 +7,13 @@ mod support;
 
 use support::edge;
 
+/// The searches take turns: two open loops on two cores would make each other's generator
+/// fall behind.
+static REAL_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_search_finds_a_known_capacity_within_ten_percent() {
+    let _one_at_a_time = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
     let server = edge(&["--serial-service", "2ms"]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("search.json");
@@ -56,14 +61,16 @@ fn the_search_finds_a_known_capacity_within_ten_percent() {
         "{stdout}"
     );
     let steps = doc["searches"][0]["steps"].as_array().unwrap();
-    let rates: Vec<f64> = steps.iter().map(|s| s["rate"].as_f64().unwrap()).collect();
+    // A step where the generator fell behind is measured once more: count each rate once.
+    let mut rates: Vec<f64> = steps.iter().map(|s| s["rate"].as_f64().unwrap()).collect();
+    rates.dedup();
     assert_eq!(
         &rates[..4],
         [100.0, 200.0, 400.0, 800.0],
         "grows by the factor"
     );
     // Every step above capacity failed, every one below passed.
-    for s in steps {
+    for s in steps.iter().filter(|s| s["generator_bound"] == false) {
         let rate = s["rate"].as_f64().unwrap();
         assert_eq!(s["pass"], rate <= capacity, "{s}");
         assert!(s["p99_us"].as_f64().is_some() && s["achieved"].as_f64().is_some());
@@ -77,6 +84,7 @@ fn the_search_finds_a_known_capacity_within_ten_percent() {
 
 #[test]
 fn a_search_without_an_slo_or_with_a_rate_is_refused() {
+    let _one_at_a_time = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
     for args in [
         vec!["search", "http://127.0.0.1:9/"],
         vec![
@@ -107,6 +115,7 @@ fn a_search_without_an_slo_or_with_a_rate_is_refused() {
 
 #[test]
 fn a_scenario_search_records_capacity_ranks_by_it_and_draws_the_curve() {
+    let _one_at_a_time = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
     let t = tempfile::tempdir().unwrap();
     let scenario = t.path().join("s.toml");
     std::fs::write(
