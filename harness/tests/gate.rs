@@ -275,6 +275,44 @@ fn gate_refuses_missing_cells_other_schemas_and_bad_flags_with_exit_2() {
 }
 
 fn run(dir: &Path, name: &str, delay_ms: u32) -> PathBuf {
+    // A debug build on a shared 2-core machine sometimes falls behind its schedule (the
+    // lab then rightly refuses to judge the run): measure again, up to three times.
+    let mut out = PathBuf::new();
+    for _ in 0..3 {
+        out = run_once(dir, name, delay_ms);
+        if generator_bound_reps(&out) <= 2 {
+            break;
+        }
+    }
+    out
+}
+
+fn generator_bound_reps(run: &Path) -> usize {
+    glob_results(run)
+        .iter()
+        .filter(|r| r["summary"]["generator_bound"] == true)
+        .count()
+}
+
+fn glob_results(run: &Path) -> Vec<serde_json::Value> {
+    let cells = run.join("cells");
+    let mut out = Vec::new();
+    for cell in std::fs::read_dir(cells).into_iter().flatten().flatten() {
+        for rep in std::fs::read_dir(cell.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(t) = std::fs::read_to_string(rep.path().join("result.json")) {
+                out.extend(serde_json::from_str::<serde_json::Value>(&t).ok());
+            }
+        }
+    }
+    out
+}
+
+fn run_once(dir: &Path, name: &str, delay_ms: u32) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir.join(name));
     run_text(
         dir,
         name,
