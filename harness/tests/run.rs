@@ -291,3 +291,46 @@ fn real_proxies_in_a_run_forward_http11_and_the_app_restores_https() {
     }
     assert!(leftovers(m["run_id"].as_str().unwrap()).is_empty());
 }
+
+#[test]
+fn bad_variant_flags_exit_2_naming_the_flag_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = short_scenario(dir.path(), "\"direct-edge\"");
+    let out_dir = dir.path().join("out");
+    for (flags, says) in [
+        (vec!["--variant", "a"], "two or more"),
+        (vec!["--variant", "a", "--variant", "a"], "named twice"),
+        (
+            vec!["--variant", "a", "--variant", "../b"],
+            "--variant `../b`",
+        ),
+        (
+            vec!["--variant", "a", "--variant", "b", "--variant-env", "c:K=V"],
+            "no --variant named `c`",
+        ),
+        (
+            vec![
+                "--variant",
+                "a",
+                "--variant",
+                "b",
+                "--variant-sut",
+                "b:/no/sut",
+            ],
+            "/no/sut is not a file",
+        ),
+        (vec!["--variant-env", "a:K=V"], "--variant-env"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_h2lab"))
+            .args(["run", "-q", "--out"])
+            .arg(&out_dir)
+            .args(&flags)
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+        assert!(!out_dir.exists(), "{flags:?} started a run");
+    }
+}

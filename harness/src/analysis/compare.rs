@@ -11,6 +11,22 @@ use super::stats::{bootstrap_ratio_ci, mann_whitney_p, median};
 /// Significance level of the test.
 pub const ALPHA: f64 = 0.05;
 
+/// Significance level of the tails (p99, p99.9). Between identical interleaved repetitions
+/// on a shared VM they move by tens of percent, and a gate tests every cell's two tails
+/// at once. On 20 interleaved A/A pairs of scenarios/ci-gate.toml (scripts/bench-gate.sh)
+/// 1 gate failed on a tail at 0.05 and none at this level, while a +20% slowdown was caught
+/// as often (19 of 20, by p50). Five against five repetitions reach it only when every
+/// candidate repetition is worse than every baseline one.
+pub const ALPHA_TAIL: f64 = 0.01;
+
+/// The significance level of `metric`.
+pub fn alpha(metric: Metric) -> f64 {
+    match metric {
+        Metric::P99 | Metric::P999 => ALPHA_TAIL,
+        _ => ALPHA,
+    }
+}
+
 /// How much worse a metric may get: percent of the base, or percentage points (error rate).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "unit", content = "value", rename_all = "snake_case")]
@@ -167,11 +183,12 @@ pub fn compare_metric(
         let ci = bootstrap_ratio_ci(base, new);
         let ci_excludes_one = ci.is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0);
         // Both must agree: either alone raises the A/A false-alarm rate.
-        significant = p < ALPHA && ci_excludes_one;
+        significant = p < alpha(metric) && ci_excludes_one;
         method = format!(
-            "Mann-Whitney U over {}+{} repetitions, bootstrap 95% CI of the ratio",
+            "Mann-Whitney U over {}+{} repetitions at p < {}, bootstrap 95% CI of the ratio",
             base.len(),
-            new.len()
+            new.len(),
+            alpha(metric)
         );
         verdict = if worse > limit_value && significant {
             Verdict::Regressed
@@ -247,7 +264,8 @@ fn bound(c: &CellSamples) -> usize {
 }
 
 /// Matches the cells of two runs by their axes and compares every metric. Missing or
-/// extra cells, cells without results and generator-bound runs are refused.
+/// extra cells and cells without results are refused; generator-bound repetitions are
+/// left out.
 /// `noise` (from a calibration) gives a repetition's relative noise per metric; without it
 /// the noise is estimated from the two runs themselves.
 pub fn compare(
@@ -284,18 +302,19 @@ pub fn compare(
                     run.path.display()
                 )));
             }
-            // A repetition whose generator fell behind measures the generator: it is left
-            // out; a cell where that is most repetitions cannot be judged.
-            if bound(c) * 2 > c.reps.len() {
-                return Err(InputError::Mismatch(format!(
-                    "cell `{}` in {} was generator-bound in {} of {} repetitions: its numbers measure the generator, not the server",
-                    c.id,
-                    run.path.display(),
-                    bound(c),
-                    c.reps.len()
-                )));
-            }
         }
+        // A repetition whose generator fell behind its schedule (on a shared VM mostly a
+        // wake-up stall of the machine) is left out. A side left with fewer than 3 cannot
+        // be tested: its changes are inconclusive (or pass), never a failure or a refusal.
+        let judged = |c: &CellSamples, m: Metric| {
+            let kept = samples(c, m);
+            if kept.is_empty() {
+                c.reps.iter().map(|r| m.of(r)).collect()
+            } else {
+                kept
+            }
+        };
+        let testable = [b, n].iter().all(|c| c.reps.len() - bound(c) >= 3);
         let metrics = Metric::ALL
             .iter()
             .filter_map(|&m| {
@@ -304,7 +323,21 @@ pub fn compare(
                     .get(&m)
                     .copied()
                     .or_else(|| super::calibrate::rep_noise(b, n, m));
-                Some(compare_metric(m, &samples(b, m), &samples(n, m), limit, cv))
+                let mut c = compare_metric(m, &judged(b, m), &judged(n, m), limit, cv);
+                if !testable {
+                    c.verdict = match c.verdict {
+                        Verdict::Regressed | Verdict::Inconclusive => Verdict::Inconclusive,
+                        Verdict::Improved | Verdict::Pass => Verdict::Pass,
+                    };
+                    c.method = format!(
+                        "generator-bound repetitions left out ({} of {} base, {} of {} new): too few left for a test",
+                        bound(b),
+                        b.reps.len(),
+                        bound(n),
+                        n.reps.len()
+                    );
+                }
+                Some(c)
             })
             .collect();
         cells.push(CellComparison {
@@ -371,6 +404,15 @@ pub fn markdown(c: &Comparison) -> String {
             ));
         }
     }
+    for cell in &c.cells {
+        let (b, n) = cell.generator_bound_excluded;
+        if b + n > 0 {
+            out.push_str(&format!(
+                "\n`{}`: {b} base and {n} new repetition(s) left out, the generator fell behind its schedule (scheduler lag or its own CPU; see their result.json).\n",
+                cell.id
+            ));
+        }
+    }
     if c.cells
         .iter()
         .any(|cell| cell.reps.0 < 3 || cell.reps.1 < 3)
@@ -385,6 +427,7 @@ pub fn markdown(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::rundir::RepMetrics;
 
     #[test]
     fn a_clear_slowdown_is_a_significant_regression() {
@@ -457,5 +500,66 @@ mod tests {
         assert_eq!(reps_to_decide(0.01, 0.2), 5);
         assert!(reps_to_decide(0.1, 0.05) > reps_to_decide(0.1, 0.1));
         assert!(reps_to_decide(0.2, 0.1) > reps_to_decide(0.1, 0.1));
+    }
+
+    fn run(p50s: &[f64], bound: usize) -> RunDir {
+        let reps = p50s
+            .iter()
+            .enumerate()
+            .map(|(i, &p50)| RepMetrics {
+                rps: 2000.0,
+                p50,
+                p99: p50 * 4.0,
+                p999: p50 * 8.0,
+                generator_bound: i < bound,
+                ..RepMetrics::default()
+            })
+            .collect();
+        RunDir {
+            path: "/tmp/x".into(),
+            run_id: "x".into(),
+            scenario: String::new(),
+            cells: vec![CellSamples {
+                id: "c".into(),
+                axes: BTreeMap::from([("topology".to_string(), "direct-edge".to_string())]),
+                reps,
+            }],
+            started_at: None,
+            interleaved: None,
+        }
+    }
+
+    #[test]
+    fn generator_bound_repetitions_are_left_out_and_too_many_make_it_inconclusive() {
+        let base = run(&[100.0, 101.0, 99.0, 100.5, 99.5], 0);
+        // Twice as slow: with 2 of 5 left out, 3 remain and the regression is found.
+        let slow = run(&[200.0, 202.0, 198.0, 201.0, 199.0], 2);
+        let t = Thresholds::default();
+        let c = compare(&base, &slow, &t, &BTreeMap::new()).unwrap();
+        let p50 = |c: &Comparison| {
+            c.cells[0]
+                .metrics
+                .iter()
+                .find(|m| m.metric == Metric::P50)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(p50(&c).verdict, Verdict::Regressed);
+        assert_eq!(c.cells[0].generator_bound_excluded, (0, 2));
+        // 3 of 5 left out: no test, so inconclusive, and the gate is not refused.
+        let slow = run(&[200.0, 202.0, 198.0, 201.0, 199.0], 3);
+        let c = compare(&base, &slow, &t, &BTreeMap::new()).unwrap();
+        assert_eq!(p50(&c).verdict, Verdict::Inconclusive);
+        assert!(
+            p50(&c).method.contains("generator-bound"),
+            "{}",
+            p50(&c).method
+        );
+        assert!(markdown(&c).contains("3 new repetition(s) left out"));
+        // Every repetition bound: still judged (inconclusive), from all of them.
+        let slow = run(&[200.0, 202.0, 198.0, 201.0, 199.0], 5);
+        let c = compare(&base, &slow, &t, &BTreeMap::new()).unwrap();
+        assert_eq!(p50(&c).verdict, Verdict::Inconclusive);
+        assert!((p50(&c).change - 100.0).abs() < 1.0);
     }
 }

@@ -159,6 +159,9 @@ pub struct GateVerdict {
     pub regressed: Vec<(String, String)>,
     /// (cell, metric) that are inconclusive.
     pub inconclusive: Vec<(String, String)>,
+    /// How baseline and candidate were measured: interleaved in one window, or apart
+    /// (and then how far apart), because drift between separate runs reads as change.
+    pub measurement: String,
     /// Whether the gate passes.
     pub pass: bool,
 }
@@ -166,6 +169,7 @@ pub struct GateVerdict {
 /// Applies thresholds and SLOs; `fail_inconclusive` turns inconclusive into failure.
 pub fn decide(
     comparison: Comparison,
+    baseline: &RunDir,
     candidate: &RunDir,
     slos: &[Slo],
     fail_inconclusive: bool,
@@ -207,8 +211,43 @@ pub fn decide(
         slos: slo_results,
         regressed,
         inconclusive,
+        measurement: measurement(baseline, candidate),
         pass,
     }
+}
+
+/// One sentence on how the two runs were measured.
+pub fn measurement(baseline: &RunDir, candidate: &RunDir) -> String {
+    if let (Some(b), Some(c)) = (&baseline.interleaved, &candidate.interleaved) {
+        if b.group == c.group && b.variant != c.variant {
+            return format!(
+                "interleaved: `{}` and `{}` were measured cell by cell in one window (h2lab run --variant), so drift of the machine hits both alike",
+                b.variant, c.variant
+            );
+        }
+    }
+    let at = |r: &RunDir| {
+        r.started_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+    };
+    let apart = match (at(baseline), at(candidate)) {
+        (Some(b), Some(c)) => {
+            let secs = c
+                .duration_since(b)
+                .or_else(|_| b.duration_since(c))
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            format!(
+                ", started {} apart",
+                humantime::format_duration(std::time::Duration::from_secs(secs))
+            )
+        }
+        _ => String::new(),
+    };
+    format!(
+        "separate runs{apart}: drift of the machine between them reads as change; `h2lab run --variant` measures both in one window"
+    )
 }
 
 fn xml_escape(s: &str) -> String {
@@ -288,10 +327,11 @@ pub fn junit(v: &GateVerdict) -> String {
 /// Markdown verdict (for $GITHUB_STEP_SUMMARY and pull-request comments).
 pub fn markdown(v: &GateVerdict) -> String {
     let mut out = format!(
-        "## h2lab gate: {}\n\nbaseline {}\ncandidate {}\n\n",
+        "## h2lab gate: {}\n\nbaseline {}\ncandidate {}\n{}\n\n",
         if v.pass { "PASS" } else { "FAIL" },
         v.comparison.base,
-        v.comparison.new
+        v.comparison.new,
+        v.measurement
     );
     if !v.regressed.is_empty() {
         let list: Vec<String> = v

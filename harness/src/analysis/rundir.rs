@@ -186,6 +186,10 @@ pub struct RunDir {
     pub scenario: String,
     /// Cells in plan order.
     pub cells: Vec<CellSamples>,
+    /// Wall-clock start (RFC 3339), when the manifest says.
+    pub started_at: Option<String>,
+    /// Set when the run was measured interleaved with other variants.
+    pub interleaved: Option<crate::run::variant::Interleaved>,
 }
 
 /// Reads a JSON file; a missing or malformed file is an error naming it.
@@ -368,6 +372,8 @@ impl RunDir {
             run_id: m["run_id"].as_str().unwrap_or_default().to_string(),
             scenario: m["scenario"].as_str().unwrap_or_default().to_string(),
             cells,
+            started_at: m["started_at"].as_str().map(str::to_string),
+            interleaved: serde_json::from_value(m["interleaved"].clone()).ok(),
         })
     }
 }

@@ -102,7 +102,7 @@ pub fn run(args: &GateArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };
-    let verdict = gate::decide(c, &cand, &slos, args.fail_on_inconclusive);
+    let verdict = gate::decide(c, &base, &cand, &slos, args.fail_on_inconclusive);
     let md = gate::markdown(&verdict);
     if let Some(p) = &args.junit {
         let xml = gate::junit(&verdict);

@@ -105,6 +105,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         pki: &pki,
         owner: id.clone(),
         pin_core: None,
+        env: Vec::new(),
     };
     let signals = crate::run::Signals::install()?;
     let quiet = args.quiet;

@@ -25,10 +25,24 @@ pub struct RunArgs {
     /// No live progress.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Measure the plan for this variant too (repeat: two or more), interleaved cell by
+    /// cell and alternating which goes first, into `--out`/NAME/ each: the way to gate a
+    /// change on a shared machine, whose drift between separate runs exceeds most
+    /// thresholds.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Vec<String>,
+    /// Environment of a variant's servers and app, `NAME:KEY=VALUE` (repeatable).
+    #[arg(long, value_name = "NAME:KEY=VALUE")]
+    pub variant_env: Vec<String>,
+    /// The `sut` binary a variant runs instead of the lab's own, `NAME:PATH`.
+    #[arg(long, value_name = "NAME:PATH")]
+    pub variant_sut: Vec<String>,
 }
 
 /// Runs `h2lab run`: the exit code, or an error for `main` to report.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let variants = crate::run::variant::parse(&args.variant, &args.variant_env, &args.variant_sut)
+        .map_err(super::UsageError)?;
     let plan = match crate::scenario::load(&args.file) {
         Ok(p) => p,
         Err(e) => {
@@ -58,5 +72,5 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         print_out(&out);
         return Ok(ExitCode::SUCCESS);
     }
-    crate::run::execute(&plan, &args.file, args)
+    crate::run::execute(&plan, &args.file, args, &variants)
 }

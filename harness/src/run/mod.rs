@@ -5,14 +5,17 @@
 
 mod cell;
 pub mod env;
+mod execute;
 pub mod info;
 pub mod peer;
 mod search;
 pub mod topology;
+pub mod variant;
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+pub use execute::execute;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,11 +23,8 @@ use anyhow::Context;
 use h2lab_common::pki::{KeyType, Pki};
 use serde::Serialize;
 
-use crate::cli::run::RunArgs;
 use crate::model::plan::{Cell, Offer, Plan, RequestBody, Topology};
 use crate::model::{LoadConfig, LoadModel, Proto, Target, TlsClientConfig};
-use crate::output::atomic_write;
-use topology::Launcher;
 
 /// Schema of `manifest.json`.
 pub const MANIFEST_SCHEMA: &str = "h2lab.manifest/v1";
@@ -88,6 +88,9 @@ pub struct Manifest<'a> {
     pub environment: env::Environment,
     /// CPU pinning used.
     pub pinning: Pinning,
+    /// Set when this run was measured interleaved with others (`h2lab run --variant`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interleaved: Option<variant::Interleaved>,
     /// Cells done so far.
     pub cells: Vec<CellRecord>,
 }
@@ -277,159 +280,4 @@ pub fn generate_pki(
         }
     }
     Ok(pki)
-}
-
-/// Runs every cell of `plan`, writes the results directory, returns the exit code:
-/// 0 all cells ran, 1 some cell failed, 130/143 interrupted.
-pub fn execute(plan: &Plan, file: &Path, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let signals = Signals::install()?;
-    let id = run_id(&plan.name);
-    let out: PathBuf = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&id));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let sut = h2lab_common::launch::locate_sut()
-        .context("the sut binary is needed to start topologies")?;
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let pin_core = (args.pin && cpus > 1).then_some(cpus - 1);
-    let threads = if pin_core.is_some() { cpus - 1 } else { cpus };
-
-    // A `[negotiation]` section runs as the matrix into the same directory, after the
-    // load cells (the report then shows its heatmap).
-    let matrix = crate::scenario::negotiation::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // A fresh PKI per run, for every key type the plan (and the matrix) uses.
-    let pki = generate_pki(&out, |key| {
-        plan.cells.iter().any(|c| c.cert == key)
-            || matrix.as_ref().is_some_and(|m| m.certs.contains(&key))
-    })?;
-    let launcher = Launcher {
-        sut,
-        pki: &pki,
-        owner: id.clone(),
-        pin_core,
-    };
-    let mut manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        run_id: id.clone(),
-        scenario_file: file.display().to_string(),
-        scenario: std::fs::read_to_string(file).unwrap_or_default(),
-        plan,
-        started_at: now(),
-        finished_at: None,
-        complete: false,
-        interrupted: false,
-        environment: env::collect(),
-        pinning: Pinning {
-            enabled: pin_core.is_some(),
-            server_core: pin_core,
-            generator_threads: threads,
-        },
-        cells: Vec::new(),
-    };
-    let write_manifest = |m: &Manifest| {
-        atomic_write(&out.join("manifest.json"), |w| {
-            serde_json::to_writer_pretty(&mut *w, m).map_err(std::io::Error::other)?;
-            std::io::Write::write_all(w, b"\n")
-        })
-    };
-    write_manifest(&manifest)?;
-    let total = plan.cells.len() * plan.repetitions as usize;
-    let progress = crate::output::progress::RunProgress::new(total, args.quiet);
-    let ctx = cell::RunCtx {
-        plan,
-        launcher: &launcher,
-        threads,
-        signals: &signals,
-    };
-    let mut done = 0;
-    'reps: for rep in 1..=plan.repetitions {
-        for cell in &plan.cells {
-            if signals.any.load(Ordering::Relaxed) {
-                break 'reps;
-            }
-            done += 1;
-            let rel = format!("cells/{}/rep-{rep}", cell.id);
-            let dir = out.join(&rel);
-            std::fs::create_dir_all(&dir)?;
-            let label = format!("[{}/{total}] rep {rep} {}", done, cell.id);
-            progress.cell_started(&label);
-            let record = cell::run_cell(&ctx, cell, rep, &dir, &rel, &|p| {
-                progress.cell_load(&label, p)
-            });
-            {
-                let what = match (&record.status[..], record.rps) {
-                    ("ok", _) if record.capacity.is_some() => format!(
-                        "ok, capacity {:.0} req/s",
-                        record.capacity.unwrap_or_default()
-                    ),
-                    ("ok", Some(rps)) => format!(
-                        "ok {rps:.0} req/s, app {} {}",
-                        match record.app_protocol_source.as_deref() {
-                            Some("configured") => "configured for",
-                            _ => "saw",
-                        },
-                        record.app_protocol.as_deref().unwrap_or("?")
-                    ),
-                    (s, _) => format!("{s}: {}", record.reason.as_deref().unwrap_or("")),
-                };
-                progress.cell_done(&format!(
-                    "[{done}/{total}] rep {rep} {}: {what} (start {:.2}s, stop {:.2}s)",
-                    cell.id, record.start_s, record.stop_s
-                ));
-            }
-            manifest.cells.push(record);
-            write_manifest(&manifest)?;
-        }
-    }
-    progress.finish();
-    let mut matrix_failed = false;
-    if let Some(spec) = matrix.filter(|_| !signals.any.load(Ordering::Relaxed)) {
-        let result = crate::matrix::run(&spec, &launcher, &out, &signals.any, |_, _| {});
-        crate::matrix::write(&result, &out)
-            .with_context(|| format!("cannot write the matrix into {}", out.display()))?;
-        let s = &result.summary;
-        println!(
-            "negotiation matrix: {} cells, {} as expected, {} not; documented rows reproduced {}/{}",
-            s.cells, s.agree, s.disagree, s.documented_reproduced, s.documented_total
-        );
-        matrix_failed = s.documented_reproduced < s.documented_total || s.servers_failed > 0;
-    }
-    manifest.interrupted = signals.any.load(Ordering::Relaxed);
-    manifest.complete = !manifest.interrupted;
-    manifest.finished_at = Some(now());
-    write_manifest(&manifest)?;
-    // The verdict reads what was written; a run it cannot judge still keeps its results.
-    match crate::verdict::write(&out) {
-        Ok(v)
-            if v.workloads
-                .iter()
-                .any(|w| w.entries.iter().any(|e| e.repetitions > 0)) =>
-        {
-            print!("{}", crate::verdict::render::text(&v));
-        }
-        Ok(_) => {}
-        Err(e) => eprintln!("warning: no verdict.json: {e}"),
-    }
-    println!("results: {}", out.display());
-    let failed = manifest
-        .cells
-        .iter()
-        .filter(|c| c.status == "failed")
-        .count();
-    Ok(if signals.int.load(Ordering::Relaxed) {
-        ExitCode::from(130)
-    } else if signals.term.load(Ordering::Relaxed) {
-        ExitCode::from(143)
-    } else if failed > 0 {
-        eprintln!("{failed} cell run(s) failed; see manifest.json");
-        ExitCode::from(1)
-    } else if matrix_failed {
-        eprintln!("the negotiation matrix did not reproduce a documented row; see matrix.md");
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

@@ -137,6 +137,9 @@ pub struct Launcher<'a> {
     pub owner: String,
     /// Core to pin servers to, if pinning.
     pub pin_core: Option<usize>,
+    /// Environment of a variant (`h2lab run --variant-env`), set on every sut process and
+    /// on the user's app, over the app's own `env`.
+    pub env: Vec<(String, String)>,
 }
 
 const READY: Duration = Duration::from_secs(30);
@@ -210,10 +213,9 @@ impl Launcher<'_> {
         if std::env::var("H2LAB_FAULT_START").is_ok_and(|t| name.starts_with(&t)) {
             all.push("--fault-injected-bad-flag".into());
         }
-        let env = [
-            ("H2LAB_OWNER".to_string(), self.owner.clone()),
-            (LAUNCH_MARKER.to_string(), marker.to_string()),
-        ];
+        let mut env = self.env.clone();
+        env.push(("H2LAB_OWNER".to_string(), self.owner.clone()));
+        env.push((LAUNCH_MARKER.to_string(), marker.to_string()));
         let log = dir.join(format!("{name}.log"));
         launch::start_sut(&bin, &all, &env, Some(&log), READY)
             .map_err(|e| format!("{name} did not start: {e}"))
@@ -272,6 +274,7 @@ impl Launcher<'_> {
                     .map(|(k, v)| (k, h2lab_common::app::substitute(v, lookup))),
             )
             .envs(app.port_env.iter().map(|k| (k, port.to_string())))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("H2LAB_OWNER", &self.owner)
             .env(LAUNCH_MARKER, marker)
             .stdin(std::process::Stdio::null())

@@ -387,6 +387,8 @@ mod tests {
             run_id: "x".into(),
             scenario: scenario.into(),
             cells,
+            started_at: None,
+            interleaved: None,
         }
     }
 
