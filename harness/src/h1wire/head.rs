@@ -13,6 +13,9 @@ pub(super) struct Head {
     pub status: u16,
     pub body: BodyLen,
     pub close: bool,
+    /// Where the value of the head's one `Server-Timing` field lies (start, end), when it
+    /// has exactly one: the part that changes from response to response.
+    pub timing_value: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +51,8 @@ pub(super) fn parse_head(
     let mut chunked = false;
     let mut close = resp.version == Some(0);
     timing.clear();
+    let mut timing_value = None;
+    let mut timing_fields = 0;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             len = std::str::from_utf8(h.value)
@@ -63,6 +68,9 @@ pub(super) fn parse_head(
                 .any(|w| w.eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("server-timing") {
             timing.add(h.value);
+            timing_fields += 1;
+            let start = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+            timing_value = Some((start, start + h.value.len()));
         } else if h.name.eq_ignore_ascii_case("connection") {
             let has = |token: &[u8]| {
                 h.value
@@ -92,6 +100,7 @@ pub(super) fn parse_head(
             status,
             body,
             close,
+            timing_value: timing_value.filter(|_| timing_fields == 1),
         },
     )))
 }
@@ -110,7 +119,8 @@ pub(super) fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
 
 /// The last response head a connection parsed, kept as bytes. Servers repeat their head
 /// byte for byte until the Date changes (once a second), and the same bytes mean the
-/// same thing: one comparison instead of a parse.
+/// same thing: one comparison instead of a parse. A `Server-Timing` value differs in
+/// every response; a head equal but for it is recognised too, and only the value read.
 #[derive(Debug, Default)]
 pub(super) struct HeadCache {
     bytes: Vec<u8>,
@@ -129,8 +139,10 @@ impl HeadCache {
         if let Some((head, for_head)) = self.parsed {
             // The cached bytes end at their first blank line: a buffer starting with them
             // holds exactly that head.
-            if for_head == head_request && buf.starts_with(&self.bytes) {
-                return Ok(Some((self.bytes.len(), head)));
+            if for_head == head_request {
+                if let Some(n) = self.matches(buf, head) {
+                    return Ok(Some((n, head)));
+                }
             }
         }
         let parsed = parse_head(buf, head_request, &mut self.timing)?;
@@ -141,7 +153,35 @@ impl HeadCache {
         }
         Ok(parsed)
     }
+
+    /// The length of the head at the start of `buf` if it is the cached one, or the cached
+    /// one with another `Server-Timing` value (then read into `timing`).
+    fn matches(&mut self, buf: &[u8], head: Head) -> Option<usize> {
+        let Some((start, end)) = head.timing_value else {
+            return buf.starts_with(&self.bytes).then_some(self.bytes.len());
+        };
+        if !buf.starts_with(&self.bytes[..start]) {
+            return None;
+        }
+        // A value ends at its line's CR; the cached rest of the head (from its CR to the
+        // blank line) must follow it unchanged.
+        let value_len = buf[start..]
+            .iter()
+            .take(MAX_TIMING_VALUE)
+            .position(|&b| b == b'\r' || b == b'\n')?;
+        let rest = &self.bytes[end..];
+        let after = start + value_len;
+        if !buf[after..].starts_with(rest) {
+            return None;
+        }
+        self.timing.clear();
+        self.timing.add(&buf[start..after]);
+        Some(after + rest.len())
+    }
 }
+
+/// The longest `Server-Timing` value the cache looks for; a longer one is parsed.
+const MAX_TIMING_VALUE: usize = 512;
 
 #[cfg(test)]
 mod tests {
@@ -195,6 +235,46 @@ mod tests {
         assert!(
             heads.timing.is_empty(),
             "a head without the header has none"
+        );
+    }
+
+    #[test]
+    fn a_head_differing_only_in_its_server_timing_value_is_recognised() {
+        let mut heads = HeadCache::default();
+        let head = |dur: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nserver-timing: app;dur={dur}\r\ncontent-length: 2\r\n\r\nok"
+            )
+        };
+        let dur = |h: &HeadCache| h.timing.iter().map(|(_, d)| d).collect::<Vec<_>>();
+        let first = head("0.005");
+        assert_eq!(
+            heads.parse(first.as_bytes(), false).unwrap().unwrap().0,
+            first.len() - 2
+        );
+        let longer = head("12.25");
+        let (n, h) = heads.parse(longer.as_bytes(), false).unwrap().unwrap();
+        assert_eq!((n, h.status), (longer.len() - 2, 200));
+        assert_eq!(dur(&heads), [12_250], "the new value is read");
+        assert_eq!(
+            heads.bytes,
+            first.as_bytes()[..first.len() - 2],
+            "answered from the cache: the first head is still the cached one"
+        );
+        let other = "HTTP/1.1 200 OK\r\nserver-timing: app;dur=1\r\ncontent-length: 20\r\n\r\n";
+        let (n, h) = heads.parse(other.as_bytes(), false).unwrap().unwrap();
+        assert_eq!(n, other.len());
+        assert!(
+            matches!(h.body, BodyLen::Length(20)),
+            "another head is parsed"
+        );
+        assert_eq!(
+            heads
+                .parse(&other.as_bytes()[..30], false)
+                .unwrap()
+                .map(|x| x.0),
+            None,
+            "a head cut inside the value is incomplete"
         );
     }
 

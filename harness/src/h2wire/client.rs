@@ -98,6 +98,9 @@ pub struct Client<T> {
     send_window: i64,
     unacked: u32,
     decoder: Decoder,
+    /// The `Server-Timing` entries of the header block being read; kept here so that no
+    /// response pays for a fresh one.
+    timing: ServerTiming,
     partial: Option<Partial>,
     /// The GOAWAY received (last stream id, code), or the one sent by [`Client::abort`].
     goaway: Option<(u32, u32)>,
@@ -132,6 +135,7 @@ impl<T> Client<T> {
             send_window: DEFAULT_WINDOW,
             unacked: 0,
             decoder: Decoder::default(),
+            timing: ServerTiming::default(),
             partial: None,
             goaway: None,
             blocked: VecDeque::new(),
@@ -472,12 +476,16 @@ impl<T> Client<T> {
             return Err(fatal(reason::PROTOCOL_ERROR, "HEADERS on stream 0"));
         }
         // Decoded whatever the stream's state: the HPACK table must stay in step.
-        let mut timing = ServerTiming::default();
+        self.timing.clear();
         let status = self
             .decoder
-            .decode_timed(block, &mut timing)
+            .decode_timed(block, &mut self.timing)
             .map_err(|e| fatal(reason::COMPRESSION_ERROR, e.0))?;
-        let Some(s) = self.stream_mut(id) else {
+        let Some(s) = self
+            .index(id)
+            .and_then(|i| self.streams.get_mut(i))
+            .and_then(Option::as_mut)
+        else {
             return Ok(());
         };
         match (s.status, status) {
@@ -485,7 +493,7 @@ impl<T> Client<T> {
             (None, Some(100..=199)) if !end_stream => Ok(()),
             (None, Some(code)) if code >= 200 => {
                 s.status = Some(code);
-                on(Event::Head(&mut s.token, code, &timing));
+                on(Event::Head(&mut s.token, code, &self.timing));
                 if end_stream {
                     self.finish(id, on, None);
                 }

@@ -17,13 +17,20 @@ use crate::run::topology::Launcher;
 
 /// One results directory being written: a variant's, or the run's own.
 struct Lane<'a> {
-    name: Option<String>,
     out: PathBuf,
     launcher: Launcher<'a>,
     manifest: Manifest<'a>,
 }
 
 impl Lane<'_> {
+    /// The variant's name, when variants are interleaved.
+    fn name(&self) -> Option<&str> {
+        self.manifest
+            .interleaved
+            .as_ref()
+            .map(|i| i.variant.as_str())
+    }
+
     fn write_manifest(&self) -> anyhow::Result<()> {
         atomic_write(&self.out.join("manifest.json"), |w| {
             serde_json::to_writer_pretty(&mut *w, &self.manifest).map_err(std::io::Error::other)?;
@@ -100,7 +107,6 @@ pub fn execute(
             env: v.env.iter().map(|(k, val)| format!("{k}={val}")).collect(),
         });
         let lane = Lane {
-            name: (!variants.is_empty()).then(|| v.name.clone()),
             out: lane_out,
             launcher: Launcher {
                 sut,
@@ -151,7 +157,7 @@ pub fn execute(
                 let rel = format!("cells/{}/rep-{rep}", cell.id);
                 let dir = lane.out.join(&rel);
                 std::fs::create_dir_all(&dir)?;
-                let who = match &lane.name {
+                let who = match lane.name() {
                     Some(n) => format!("{} ({n})", cell.id),
                     None => cell.id.clone(),
                 };
@@ -245,7 +251,7 @@ fn finish_lane(lane: &Lane, print_verdict: bool) {
         Ok(_) => {}
         Err(e) => eprintln!("warning: no verdict.json in {}: {e}", lane.out.display()),
     }
-    match &lane.name {
+    match lane.name() {
         Some(n) => println!("results ({n}): {}", lane.out.display()),
         None => println!("results: {}", lane.out.display()),
     }
