@@ -5,6 +5,7 @@
 //! summary).
 
 pub mod analysis;
+pub mod attack;
 pub mod cli;
 pub mod h1wire;
 pub mod h2wire;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => cli::probe::run(&args),
         Command::Matrix(args) => cli::matrix::run(&args),
         Command::Search(args) => cli::search::run(&args),
+        Command::Attack(args) => cli::attack::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Compare(args) => cli::compare::run(&args),
         Command::Gate(args) => cli::gate::run(&args),

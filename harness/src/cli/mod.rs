@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. Flags become validated plain data
 //! here, once.
 
+pub mod attack;
 pub mod compare;
 pub mod doctor;
 pub mod gate;
@@ -47,6 +48,10 @@ pub enum Command {
     /// Find the capacity of a URL under SLOs: open-loop steps growing by a factor until
     /// one fails, then bisection; writes search.json (`--out`).
     Search(Box<search::SearchArgs>),
+    /// Attack a URL beside a legitimate open-loop load: calm, attacked and after phases
+    /// (p50/p99/p99.9, errors), the target's memory and CPU (`--pid`), how each attacking
+    /// connection was cut off; exit 0 the target held, 1 it did not. Loopback only.
+    Attack(Box<attack::AttackArgs>),
     /// Turn a results directory into index.html (self-contained), summary.md, cells.csv
     /// and SVG charts (percentile spectrum, throughput, latency over time, rate sweeps,
     /// the negotiation heatmap).

@@ -167,6 +167,21 @@ fn split(total: usize, parts: usize, i: usize) -> usize {
     total / parts + usize::from(i < total % parts)
 }
 
+/// Runs the load described by `cfg` quietly until it ends or `stop` is raised (a flag
+/// the caller shares, such as the signal handlers').
+pub fn run_until(cfg: &LoadConfig, stop: &AtomicBool) -> Result<RunOutput, LoadError> {
+    let shared = Arc::new(Shared {
+        connections: cfg.connections,
+        ..Shared::default()
+    });
+    let watch = shared.clone();
+    run(cfg, shared, |_| {
+        if stop.load(Ordering::Relaxed) {
+            watch.stop.store(true, Ordering::Relaxed);
+        }
+    })
+}
+
 /// Runs the load described by `cfg`; `shared.stop` interrupts it. `on_progress` is
 /// called about five times a second from the calling thread.
 pub fn run(

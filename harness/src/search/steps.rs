@@ -3,11 +3,10 @@
 //! between steps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use super::{SearchSpec, Step, StepResult};
 use crate::analysis::rundir::RepMetrics;
-use crate::load::{self, Shared};
+use crate::load;
 use crate::model::{LoadConfig, LoadModel, ResultV1};
 
 /// Measures `cfg` at `rate` for one step of `spec`; `Stop` when `stop` is raised (or the
@@ -28,16 +27,7 @@ pub fn run_step(
     cfg.duration = Some(spec.step);
     cfg.warmup = spec.step_warmup;
     cfg.requests = None;
-    let shared = Arc::new(Shared {
-        connections: cfg.connections,
-        ..Shared::default()
-    });
-    let watch = shared.clone();
-    let run = load::run(&cfg, shared, |_| {
-        if stop.load(Ordering::Relaxed) {
-            watch.stop.store(true, Ordering::Relaxed);
-        }
-    });
+    let run = load::run_until(&cfg, stop);
     let run = match run {
         Ok(r) => r,
         Err(e) => {
