@@ -110,24 +110,26 @@ impl Watcher {
         let skipped = self.skip.min(data.len());
         self.skip -= skipped;
         data = &data[skipped..];
-        self.buf.extend_from_slice(data);
+        // Taken out while reading so each frame's payload is borrowed, not copied.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.extend_from_slice(data);
         let mut at = 0;
-        while let Some(h) = Head::parse(&self.buf[at..]) {
+        while let Some(h) = Head::parse(&buf[at..]) {
             let end = at + HEAD_LEN + h.len;
-            if end > self.buf.len() {
+            if end > buf.len() {
                 // DATA is counted, not read: skip its payload as it arrives.
                 if h.kind == kind::DATA {
                     *self.frames.entry("DATA".into()).or_default() += 1;
-                    self.skip = end - self.buf.len();
-                    at = self.buf.len();
+                    self.skip = end - buf.len();
+                    at = buf.len();
                 }
                 break;
             }
-            let payload = self.buf[at + HEAD_LEN..end].to_vec();
-            self.frame(h, &payload);
+            self.frame(h, &buf[at + HEAD_LEN..end]);
             at = end;
         }
-        self.buf.drain(..at);
+        buf.drain(..at);
+        self.buf = buf;
     }
 
     fn frame(&mut self, h: Head, payload: &[u8]) {
