@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod appendix_a;
+pub mod h2_frame;
 pub mod hpack;
 pub mod launch;
 pub mod pki;

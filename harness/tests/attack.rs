@@ -21,9 +21,12 @@ fn attack(kind: &str, url: &str, extra: &[&str]) -> Attacked {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("attack.json");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
-        .args([
-            "attack", kind, url, "-r", "200", "-c", "4", "-d", "1s", "-q",
-        ])
+        .args(["attack", kind, url, "-r", "200", "-c", "4", "-q"])
+        .args(if extra.contains(&"-d") {
+            &[][..]
+        } else {
+            &["-d", "1s"][..]
+        })
         .args(["--after", "500ms", "--out"])
         .arg(&out)
         .args(extra)
@@ -47,9 +50,11 @@ fn endings(r: &serde_json::Value) -> Vec<String> {
             c.iter()
                 .map(|c| {
                     let e = &c["ending"];
-                    match e["code"].as_str() {
-                        Some(code) => format!("{} {code}", e["how"].as_str().unwrap_or("")),
-                        None => e["how"].as_str().unwrap_or("").to_string(),
+                    let how = e["how"].as_str().unwrap_or("");
+                    match (e["code"].as_str(), e["status"].as_u64()) {
+                        (Some(code), _) => format!("{how} {code}"),
+                        (_, Some(status)) => format!("{how} {status}"),
+                        _ => how.to_string(),
                     }
                 })
                 .collect()
@@ -57,73 +62,190 @@ fn endings(r: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn a_rapid_reset_is_cut_off_by_the_edge_within_a_bounded_number_of_requests() {
+/// Every limit short enough to act within the 1 s attack phase.
+const DEFENDED: &[&str] = &[
+    "--header-timeout",
+    "500ms",
+    "--send-timeout",
+    "500ms",
+    "--min-body-rate",
+    "1000",
+    "--body-rate-grace",
+    "300ms",
+];
+
+/// Every limit the edge can turn off, off; header lists of up to 1 GB accepted.
+const UNDEFENDED: &[&str] = &[
+    "--h2-flood-burst",
+    "0",
+    "--h2-max-pending-resets",
+    "0",
+    "--h2-max-local-resets",
+    "0",
+    "--send-timeout",
+    "0s",
+    "--min-body-rate",
+    "0",
+    "--header-timeout",
+    "1h",
+    "--max-header-bytes",
+    "1000000000",
+];
+
+/// Runs `kind` against a defended edge, which must cut every attacking connection off
+/// with one of `cut` and keep serving, and, when `provable`, against the edge with its
+/// limits off, which must not cut the attacker off: the exit code tells them apart.
+fn defended_and_not(kind: &str, path: &str, extra: &[&str], cut: &[&str], provable: bool) {
     let _turn = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
-    let server = edge(&[]);
+    let server = edge(DEFENDED);
     let pid = server.child.pid().to_string();
     let url = format!("http://{}/plaintext", server.addr);
-    let a = attack("rapid-reset", &url, &["--pid", &pid]);
-    assert!(a.code == 0 || a.code == 1, "{} {}", a.stdout, a.stderr);
-    assert_eq!(a.report["schema"], "h2lab.attack/v1");
-    // The h2 crate sends GOAWAY ENHANCE_YOUR_CALM and closes; with the attacker's frames
-    // still unread, closing makes the kernel send a TCP reset that may overtake it.
+    let mut args = vec!["--attack-path", path, "--pid", &pid, "--p99-bound", "10"];
+    args.extend_from_slice(extra);
+    let a = attack(kind, &url, &args);
     let e = endings(&a.report);
+    assert!(!e.is_empty(), "{kind}: {} {}", a.stdout, a.stderr);
     assert!(
-        e == ["goaway ENHANCE_YOUR_CALM"] || e == ["reset"],
-        "{e:?}: {}",
+        e.iter().all(|e| cut.contains(&e.as_str())),
+        "{kind} defended: {e:?}\n{}",
         a.stdout
     );
-    assert_eq!(a.report["judgement"]["cut_off"], serde_json::json!([1, 1]));
-    let units = a.report["connections"][0]["units"].as_u64().unwrap();
-    assert!(
-        units > 20 && units < 100_000,
-        "cut off after {units} requests"
+    assert_eq!(a.code, 0, "{kind} defended:\n{}{}", a.stdout, a.stderr);
+    assert_eq!(a.report["judgement"]["held"], true);
+    assert_eq!(
+        a.report["after"]["errors"], 0,
+        "{kind}: still serving afterwards"
     );
-    assert!(a.report["target"]["attacked_peak_rss"].as_u64().unwrap() > 1 << 20);
-    assert_eq!(a.report["after"]["errors"], 0, "still serving afterwards");
-    assert!(a.stdout.contains("1 connection(s) ended"), "{}", a.stdout);
-}
-
-#[test]
-fn a_ping_flood_is_not_cut_off_by_the_edge_and_the_verdict_says_so() {
-    // The h2 crate answers PINGs for as long as they come (one pong queued at a time):
-    // the edge has no PING limit of its own yet, so the attacker is never cut off.
-    let _turn = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
-    let server = edge(&[]);
+    drop(server);
+    if !provable {
+        return;
+    }
+    let server = edge(UNDEFENDED);
     let url = format!("http://{}/plaintext", server.addr);
-    let a = attack("ping-flood", &url, &["--attack-max", "200000"]);
-    assert_eq!(a.code, 1, "{} {}", a.stdout, a.stderr);
-    assert_eq!(endings(&a.report), ["open"], "{}", a.stdout);
-    let pongs = a.report["connections"][0]["frames_received"]["PING"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(pongs > 1000, "the server answered {pongs} pings");
+    let mut args = vec!["--attack-path", path];
+    args.extend_from_slice(extra);
+    let a = attack(kind, &url, &args);
+    assert_eq!(a.code, 1, "{kind} undefended:\n{}{}", a.stdout, a.stderr);
     assert_eq!(a.report["judgement"]["held"], false);
+    let e = endings(&a.report);
+    assert!(
+        e.iter()
+            .any(|e| ["open", "stalled", "exhausted"].contains(&e.as_str())),
+        "{kind} undefended was cut off: {e:?}\n{}",
+        a.stdout
+    );
     assert!(a.stdout.contains("never cut off"), "{}", a.stdout);
 }
 
+const CALM: &str = "goaway ENHANCE_YOUR_CALM";
+
 #[test]
-fn slowloris_is_answered_408_when_the_header_timeout_is_short() {
-    let _turn = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
-    let server = edge(&["--header-timeout", "300ms"]);
-    let url = format!("http://{}/plaintext", server.addr);
-    let a = attack(
-        "slowloris",
-        &url,
-        &["--attack-conns", "20", "--attack-rate", "40"],
+fn rapid_reset() {
+    defended_and_not("rapid-reset", "/plaintext", &[], &[CALM], true);
+}
+
+#[test]
+fn made_you_reset_by_window_overflow() {
+    let cut = [CALM, "goaway PROTOCOL_ERROR"];
+    defended_and_not(
+        "made-you-reset:window-overflow",
+        "/plaintext",
+        &[],
+        &cut,
+        true,
     );
-    assert!(a.code == 0 || a.code == 1, "{} {}", a.stdout, a.stderr);
-    let e = endings(&a.report);
-    assert_eq!(e.len(), 20);
-    assert!(e.iter().all(|e| e == "status"), "{e:?}");
-    let statuses: Vec<_> = a.report["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["ending"]["status"].as_u64())
-        .collect();
-    assert!(statuses.iter().all(|s| *s == Some(408)), "{statuses:?}");
+}
+
+#[test]
+fn made_you_reset_by_zero_window_update_and_half_closed_frames() {
+    // The h2 crate answers these with GOAWAY PROTOCOL_ERROR itself, with no switch to
+    // turn that off, so there is no undefended edge to compare with.
+    let cut = [CALM, "goaway PROTOCOL_ERROR"];
+    defended_and_not(
+        "made-you-reset:window-update-0",
+        "/plaintext",
+        &[],
+        &cut,
+        false,
+    );
+    defended_and_not("made-you-reset:half-closed", "/plaintext", &[], &cut, false);
+}
+
+#[test]
+fn continuation_floods() {
+    defended_and_not(
+        "continuation-flood:growing",
+        "/plaintext",
+        &[],
+        &[CALM],
+        true,
+    );
+    // h2 bounds CONTINUATION frames per header block (RUSTSEC-2024-0332), always.
+    defended_and_not(
+        "continuation-flood:empty",
+        "/plaintext",
+        &[],
+        &[CALM],
+        false,
+    );
+}
+
+#[test]
+fn hpack_bomb() {
+    defended_and_not("hpack-bomb", "/plaintext", &[], &[CALM], true);
+}
+
+#[test]
+fn ping_and_settings_floods() {
+    defended_and_not("ping-flood", "/plaintext", &[], &[CALM], true);
+    defended_and_not("settings-flood", "/plaintext", &[], &[CALM], true);
+}
+
+#[test]
+fn empty_frames_and_data_dribble() {
+    // h2 keeps its own budget for empty DATA frames (GOAWAY ENHANCE_YOUR_CALM), always.
+    defended_and_not("empty-frames", "/plaintext", &[], &[CALM], false);
+    defended_and_not("data-dribble", "/bytes/65536", &[], &[CALM], true);
+}
+
+#[test]
+fn reset_flood() {
+    // A malformed request is a connection error to h2 (GOAWAY PROTOCOL_ERROR), always.
+    let cut = [CALM, "goaway PROTOCOL_ERROR"];
+    defended_and_not("reset-flood", "/plaintext", &[], &cut, false);
+}
+
+#[test]
+fn stream_exhaustion() {
+    defended_and_not("stream-exhaustion", "/echo", &[], &[CALM], true);
+}
+
+#[test]
+fn zero_window() {
+    // The send timeout drops the connection: no frame can reach a peer that does not read.
+    // The kernel's buffers take about half a second to fill, then the timeout runs.
+    let cut = ["reset", "closed"];
+    let longer = ["-d", "2s"];
+    defended_and_not("zero-window", "/bytes/1000000", &longer, &cut, true);
+}
+
+#[test]
+fn slowloris_and_slow_post() {
+    let few = ["--attack-conns", "20", "--attack-rate", "40"];
+    defended_and_not("slowloris", "/plaintext", &few, &["status 408"], true);
+    defended_and_not("slow-post", "/echo", &few, &["status 408"], true);
+}
+
+#[test]
+fn connection_flood() {
+    let conns = ["--attack-conns", "100"];
+    defended_and_not(
+        "connection-flood",
+        "/plaintext",
+        &conns,
+        &["status 408"],
+        true,
+    );
 }
 
 #[test]

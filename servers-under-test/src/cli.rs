@@ -11,7 +11,8 @@ use h2lab_common::profiles::{self, ServerProfile};
 
 use crate::app::{ForwardedHeaders, HostingModel};
 use crate::forward::ForwardOptions;
-use crate::server::{Limits, ServerOptions};
+use crate::request_body::MinRate;
+use crate::server::{FloodLimits, Limits, ServerOptions};
 use crate::tls::{CertSource, TlsSettings, TlsStack, TlsVersion};
 
 /// `sut`: servers under test for h2lab. Every subcommand prints one JSON line
@@ -150,6 +151,33 @@ pub struct LimitArgs {
     /// Time in-flight requests get to finish after SIGTERM.
     #[arg(long, value_parser = duration, default_value = "5s", value_name = "DUR")]
     pub shutdown_grace: Duration,
+    /// Output blocked this long (the client does not read: zero window, slow read) drops
+    /// the connection; 0s turns it off.
+    #[arg(long, value_parser = duration, default_value = "30s", value_name = "DUR")]
+    pub send_timeout: Duration,
+    /// Slowest request body accepted, in bytes/s after the grace period; slower gets 408
+    /// (Slow POST). 0 turns it off. Kestrel's MinRequestBodyDataRate.
+    #[arg(long, default_value_t = 240, value_name = "BYTES_PER_S")]
+    pub min_body_rate: u64,
+    /// Time a request body may take before --min-body-rate applies.
+    #[arg(long, value_parser = duration, default_value = "5s", value_name = "DUR")]
+    pub body_rate_grace: Duration,
+    /// HTTP/2 frames that do no work (PING, SETTINGS, PRIORITY, RST_STREAM, empty frames,
+    /// window updates under 1 KiB, streams the server had to reset) a connection may send
+    /// at once before GOAWAY ENHANCE_YOUR_CALM; 0 turns the flood guard off.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub h2_flood_burst: u32,
+    /// Such frames allowed per second, sustained, once the burst is spent.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub h2_flood_rate: u32,
+    /// Client-reset streams not yet accepted before GOAWAY ENHANCE_YOUR_CALM (the h2
+    /// crate's Rapid Reset bound); 0 turns it off.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub h2_max_pending_resets: usize,
+    /// Streams the server resets because of the client before GOAWAY ENHANCE_YOUR_CALM
+    /// (the h2 crate's MadeYouReset bound); 0 turns it off.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub h2_max_local_resets: usize,
 }
 
 /// `sut edge`.
@@ -366,6 +394,15 @@ pub struct AppArgs {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A count limit where 0 means none (h2 takes "no limit" as the largest count).
+fn off_if_zero(n: usize) -> usize {
+    if n == 0 {
+        usize::MAX
+    } else {
+        n
+    }
+}
+
 impl LimitArgs {
     /// The limits.
     pub fn to_limits(&self) -> Limits {
@@ -378,6 +415,17 @@ impl LimitArgs {
             max_connections: self.max_connections,
             max_streams: self.max_streams,
             shutdown_grace: self.shutdown_grace,
+            send_timeout: self.send_timeout,
+            min_body_rate: MinRate {
+                per_second: self.min_body_rate,
+                grace: self.body_rate_grace,
+            },
+            h2_flood: FloodLimits {
+                burst: self.h2_flood_burst,
+                per_second: self.h2_flood_rate,
+            },
+            h2_max_pending_resets: off_if_zero(self.h2_max_pending_resets),
+            h2_max_local_resets: off_if_zero(self.h2_max_local_resets),
         }
     }
 }

@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::request_body::RequestBody;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::upstream::{UpstreamError, UpstreamPool};
 
@@ -158,7 +158,7 @@ impl Forwarder {
     /// carries this hop's `Server-Timing` entry after the upstream's.
     pub async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: &ConnInfo,
         upstream: SocketAddr,
         extra: &[(HeaderName, HeaderValue)],
@@ -171,7 +171,7 @@ impl Forwarder {
 
     async fn forward_untimed(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: &ConnInfo,
         upstream: SocketAddr,
         extra: &[(HeaderName, HeaderValue)],
@@ -271,7 +271,7 @@ impl Forwarder {
     async fn send_hyper(
         &self,
         mut parts: http::request::Parts,
-        incoming: Incoming,
+        incoming: RequestBody,
         limit: usize,
         upstream: SocketAddr,
         uri: Uri,

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::conn_info::ConnInfo;
@@ -16,7 +16,7 @@ pub trait Handler: Send + Sync + 'static {
     /// Produces the response to `req`, which arrived on the connection `conn`.
     fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> impl Future<Output = Response<Body>> + Send + 'static;
 }

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod handler;
 pub mod host;
 pub mod proxy;
+pub mod request_body;
 pub mod run;
 pub mod server;
 pub mod server_timing;

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::conn_info::ConnInfo;
@@ -31,7 +31,7 @@ impl ProxyHandler {
 impl Handler for ProxyHandler {
     async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> Response<Body> {
         self.forwarder.forward(req, &conn, self.upstream, &[]).await

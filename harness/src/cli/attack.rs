@@ -58,6 +58,12 @@ pub struct AttackArgs {
     /// Length of the phase after the attack that checks the target still serves.
     #[arg(long, value_parser = super::load::duration, default_value = "1s", value_name = "DUR")]
     pub after: Duration,
+    /// Largest attacked-over-calm legitimate p99 that still counts as held.
+    #[arg(long, default_value_t = 2.0, value_name = "X")]
+    pub p99_bound: f64,
+    /// Largest attacked-over-calm peak RSS that still counts as held (with --pid).
+    #[arg(long, default_value_t = 2.0, value_name = "X")]
+    pub rss_bound: f64,
     /// Write attack.json here.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
@@ -253,6 +259,14 @@ pub fn run(args: &AttackArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    for (flag, x) in [
+        ("--p99-bound", args.p99_bound),
+        ("--rss-bound", args.rss_bound),
+    ] {
+        if !(x.is_finite() && x >= 1.0) {
+            return Err(UsageError(format!("{flag}: a ratio of 1 or more, not {x}")).into());
+        }
+    }
     let spec = args.spec(&cfg, kind)?;
     let length = spec.duration;
     let pgrp = match args.pid {
@@ -300,8 +314,13 @@ pub fn run(args: &AttackArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let endings: Vec<_> = connections.iter().map(|c| c.ending.clone()).collect();
+    let bounds = Bounds {
+        p99_ratio: args.p99_bound,
+        rss_ratio: args.rss_bound,
+        ..Bounds::default()
+    };
     let judgement = judge::judge(
-        &Bounds::default(),
+        &bounds,
         &calm,
         &attacked,
         Some(&after),

@@ -11,10 +11,10 @@ mod repeat;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::request_body::RequestBody;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 pub use forwarded::{ForwardedHeaders, RequestView};
 pub use info::Info;
@@ -141,14 +141,14 @@ impl App {
     }
 
     /// Answers one request, with its handler time in a `Server-Timing: app` entry.
-    pub async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+    pub async fn respond(&self, req: Request<RequestBody>, conn: &ConnInfo) -> Response<Body> {
         let start = std::time::Instant::now();
         let mut resp = self.route(req, conn).await;
         crate::server_timing::append(resp.headers_mut(), "app", start);
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+    async fn route(&self, req: Request<RequestBody>, conn: &ConnInfo) -> Response<Body> {
         if let Some(serial) = &self.opts.serial {
             let done = serial.complete_at(std::time::Instant::now());
             tokio::time::sleep_until(done.into()).await;
@@ -226,7 +226,7 @@ impl App {
 impl Handler for App {
     async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> Response<Body> {
         self.respond(req, &conn).await
@@ -243,7 +243,7 @@ fn parse_capped(s: &str, cap: u64) -> Result<u64, String> {
     Ok(n)
 }
 
-async fn echo(req: Request<Incoming>, limit: u64) -> Response<Body> {
+async fn echo(req: Request<RequestBody>, limit: u64) -> Response<Body> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

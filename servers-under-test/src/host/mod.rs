@@ -11,8 +11,8 @@ mod supervisor;
 
 use std::sync::Arc;
 
+use crate::request_body::RequestBody;
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 pub use contract::{ModuleContract, H2LAB_PORT_ENV, H2LAB_TOKEN_ENV};
 pub use supervisor::{AppProcessOptions, AppReady, Supervisor, Unavailable};
@@ -47,7 +47,7 @@ impl ModuleHandler {
 impl Handler for ModuleHandler {
     async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> Response<Body> {
         {

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::guard::FrameGuard;
 use super::h2c;
-use super::io::{sniff_h2_preface, Rewind, Watched};
+use super::io::{sniff_h2_preface, Lingering, Rewind, Watched};
 use super::watchdog::{Activity, Verdict, Watchdog};
 use super::{ConnCounter, Limits, ServerOptions};
 use crate::body::{self, Body};
 use crate::conn_info::ConnInfo;
 use crate::handler::Handler;
+use crate::request_body::RequestBody;
 use crate::tls::{openssl_facts, rustls_facts, ServerTls};
 
 /// What every connection of one worker shares.
@@ -66,7 +68,9 @@ impl<H: Handler> WorkerCtx<H> {
             // Large windows: the h2 defaults make large bodies several times slower.
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(4 << 20)
-            .max_send_buf_size(1 << 20);
+            .max_send_buf_size(1 << 20)
+            .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
+            .max_local_error_reset_streams(limits.h2_max_local_resets);
         Arc::new(WorkerCtx {
             handler,
             tls,
@@ -168,7 +172,7 @@ where
         return refuse_h2(io, ctx.limits.handshake_timeout).await;
     }
     let activity = Arc::new(Activity::default());
-    let io = Watched::new(io, activity.clone());
+    let io = Watched::new(Lingering::new(io), activity.clone());
     if is_h2 {
         serve_h2(ctx, io, Arc::new(info), activity, overloaded).await
     } else {
@@ -206,7 +210,7 @@ async fn serve_cleartext<H: Handler>(
     overloaded: bool,
 ) {
     let activity = Arc::new(Activity::default());
-    let mut io = Watched::new(tcp, activity.clone());
+    let mut io = Watched::new(Lingering::new(tcp), activity.clone());
     let info = Arc::new(info);
     if !ctx.h2c {
         return serve_h1(
@@ -291,6 +295,7 @@ async fn serve_h2<H, T>(
             async move { Ok::<_, Infallible>(responding.await) }
         })
     };
+    let io = FrameGuard::new(io, ctx.limits.h2_flood);
     let conn = ctx.h2.serve_connection(TokioIo::new(io), svc);
     drive(conn, &activity, &ctx, false).await
 }
@@ -376,7 +381,29 @@ async fn respond<H: Handler>(
             return resp;
         }
     }
-    ctx.handler.clone().handle(req, info).await
+    let rate = ctx.limits.min_body_rate;
+    if rate.per_second == 0 || http_body::Body::is_end_stream(req.body()) {
+        let req = req.map(RequestBody::plain);
+        return ctx.handler.clone().handle(req, info).await;
+    }
+    let http1 = req.version() < http::Version::HTTP_2;
+    let tripped = Arc::new(AtomicBool::new(false));
+    let req = req.map(|b| RequestBody::rated(b, rate, Instant::now(), tripped.clone()));
+    let resp = ctx.handler.clone().handle(req, info).await;
+    if !tripped.load(Relaxed) {
+        return resp;
+    }
+    // Kestrel's answer to a body below the minimum data rate; the connection is not reused.
+    activity.close_requested.store(true, Relaxed);
+    let mut resp = body::text(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("request body arrived at under {} bytes/s", rate.per_second),
+    );
+    if http1 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Largest oversized HTTP/2 body read and discarded before answering 413.
@@ -433,7 +460,8 @@ async fn drive<H, C: GracefulConn>(conn: C, activity: &Activity, ctx: &WorkerCtx
         ctx.limits.header_timeout,
         ctx.limits.idle_timeout,
         http1,
-    );
+    )
+    .with_send_timeout(ctx.limits.send_timeout);
     let period = watchdog.period();
     let mut tick = tokio::time::interval_at((now + period).into(), period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -465,6 +493,10 @@ async fn drive<H, C: GracefulConn>(conn: C, activity: &Activity, ctx: &WorkerCtx
                         conn.as_mut().shutdown();
                     }
                     Verdict::Idle => {}
+                    Verdict::SendTimeout => {
+                        tracing::debug!("peer stopped reading for the send timeout; dropped");
+                        return;
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! I/O wrappers used by the engine: `Watched` counts bytes for the watchdog and can answer
-//! 408 on its behalf; `Rewind` replays bytes read while sniffing the HTTP/2 preface.
+//! 408 on its behalf; `Rewind` replays bytes read while sniffing the HTTP/2 preface;
+//! `Lingering` closes like nginx's lingering close, so a last GOAWAY or 408 is read.
 
 use std::io;
 use std::pin::Pin;
@@ -65,7 +66,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, data))?;
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.activity.set_write_blocked(polled.is_pending());
+        let n = ready!(polled)?;
         self.activity.add_written(n);
         Poll::Ready(Ok(n))
     }
@@ -75,7 +78,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.set_write_blocked(polled.is_pending());
+        let n = ready!(polled)?;
         self.activity.add_written(n);
         Poll::Ready(Ok(n))
     }
@@ -90,6 +95,102 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Longest a closed connection is drained for.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most bytes drained from a closed connection.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Owns a connection's stream; when dropped, shuts its write side and reads and discards
+/// what the peer still sends (at most [`LINGER_BYTES`], then no more reading) until the
+/// peer closes or [`LINGER_TIME`] has passed, before closing. Closing a socket with unread data makes the kernel send a TCP reset, and the
+/// reset discards, at the peer, the GOAWAY or 408 written just before.
+pub struct Lingering<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    inner: Option<T>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Lingering<T> {
+    /// Wraps `inner`.
+    pub fn new(inner: T) -> Self {
+        Lingering { inner: Some(inner) }
+    }
+
+    fn io(&mut self) -> Pin<&mut T> {
+        Pin::new(self.inner.as_mut().expect("present until dropped"))
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        self.inner.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Lingering<T> {
+    fn drop(&mut self) {
+        let (Some(io), Ok(rt)) = (self.inner.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        rt.spawn(linger(io));
+    }
+}
+
+async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut io: T) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let drain = async {
+        let _ = io.shutdown().await;
+        let mut buf = [0u8; 8192];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => total += n,
+            }
+        }
+        true
+    };
+    if let Ok(true) = tokio::time::timeout_at(deadline, drain).await {
+        // A peer that keeps sending (a flood) is no longer read: its window closes and it
+        // stalls, at no cost here, while it reads what was written last.
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Lingering<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.io().poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Lingering<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write(cx, data)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.get_ref().is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
     }
 }
 

@@ -4,6 +4,7 @@
 //! limits, and graceful shutdown.
 
 mod conn;
+pub mod guard;
 mod h2c;
 mod io;
 mod watchdog;
@@ -17,8 +18,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::Handler;
+use crate::request_body::MinRate;
 use crate::tls::{ServerTls, TlsError, TlsSettings};
 
+pub use guard::FloodLimits;
 pub use watchdog::{Activity, Snapshot, Verdict, Watchdog};
 
 /// Edge limits: the defences Kestrel 1.x lacked. Defaults follow Kestrel's.
@@ -40,6 +43,18 @@ pub struct Limits {
     pub max_streams: u32,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Output blocked this long (the peer does not read) drops the connection; 0: never.
+    pub send_timeout: Duration,
+    /// Slowest request body accepted after its grace period (408 below it; Slow POST).
+    pub min_body_rate: MinRate,
+    /// HTTP/2 frames that do no work (PING, SETTINGS, PRIORITY, resets, empty frames,
+    /// tiny window updates, streams the server had to reset) allowed per connection
+    /// before GOAWAY ENHANCE_YOUR_CALM.
+    pub h2_flood: FloodLimits,
+    /// h2's bound on client-reset streams not yet accepted (Rapid Reset).
+    pub h2_max_pending_resets: usize,
+    /// h2's bound on streams the server reset because of the client (MadeYouReset).
+    pub h2_max_local_resets: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +68,17 @@ impl Default for Limits {
             max_connections: 100_000,
             max_streams: 100,
             shutdown_grace: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(30),
+            min_body_rate: MinRate {
+                per_second: 240,
+                grace: Duration::from_secs(5),
+            },
+            h2_flood: FloodLimits {
+                burst: 1000,
+                per_second: 100,
+            },
+            h2_max_pending_resets: 20,
+            h2_max_local_resets: 1024,
         }
     }
 }

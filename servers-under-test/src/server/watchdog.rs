@@ -12,6 +12,7 @@ pub struct Activity {
     requests: AtomicU64,
     in_flight: AtomicU32,
     read_at_finish: AtomicU64,
+    write_blocked: AtomicBool,
     /// Set by the watchdog: answer 408 on the next read and close.
     pub(crate) abort_408: AtomicBool,
     /// Set by the service: close the connection gracefully once idle.
@@ -31,6 +32,8 @@ pub struct Snapshot {
     pub in_flight: u32,
     /// `read` when the last request finished: bytes beyond it belong to the next head.
     pub read_at_finish: u64,
+    /// The last write could not proceed: the peer is not reading.
+    pub write_blocked: bool,
 }
 
 impl Activity {
@@ -42,6 +45,11 @@ impl Activity {
     pub(crate) fn add_written(&self, n: usize) {
         self.written
             .store(self.written.load(Relaxed) + n as u64, Relaxed);
+    }
+    pub(crate) fn set_write_blocked(&self, blocked: bool) {
+        if self.write_blocked.load(Relaxed) != blocked {
+            self.write_blocked.store(blocked, Relaxed);
+        }
     }
     pub(crate) fn request_started(&self) {
         self.requests.fetch_add(1, Relaxed);
@@ -59,6 +67,7 @@ impl Activity {
             requests: self.requests.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             read_at_finish: self.read_at_finish.load(Relaxed),
+            write_blocked: self.write_blocked.load(Relaxed),
         }
     }
 }
@@ -72,6 +81,8 @@ pub enum Verdict {
     HeaderTimeout,
     /// No request in flight and nothing moved for the idle timeout: close gracefully.
     Idle,
+    /// Output has been blocked for the send timeout (the peer does not read): drop it.
+    SendTimeout,
 }
 
 /// The per-connection timeout state machine.
@@ -87,6 +98,8 @@ pub struct Watchdog {
     last: Snapshot,
     quiet_since: Instant,
     head_since: Option<Instant>,
+    send_timeout: Option<Duration>,
+    blocked_since: Option<Instant>,
 }
 
 impl Watchdog {
@@ -105,12 +118,22 @@ impl Watchdog {
             last: Snapshot::default(),
             quiet_since: now,
             head_since: http1.then_some(now),
+            send_timeout: None,
+            blocked_since: None,
         }
+    }
+
+    /// Also drops the connection once its output has been blocked for `timeout` (nginx's
+    /// `send_timeout`); zero leaves it off.
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
     }
 
     /// How often to tick: a quarter of the shortest timeout, within 10 ms..1 s.
     pub fn period(&self) -> Duration {
-        (self.header_timeout.min(self.idle_timeout) / 4)
+        let shortest = self.header_timeout.min(self.idle_timeout);
+        (self.send_timeout.map_or(shortest, |s| s.min(shortest)) / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
@@ -119,6 +142,17 @@ impl Watchdog {
         let prev = std::mem::replace(&mut self.last, snap);
         if snap != prev {
             self.quiet_since = now;
+        }
+        if snap.write_blocked && snap.written == prev.written {
+            let since = *self.blocked_since.get_or_insert(now);
+            if self
+                .send_timeout
+                .is_some_and(|t| now.duration_since(since) >= t)
+            {
+                return Verdict::SendTimeout;
+            }
+        } else {
+            self.blocked_since = None;
         }
         if self.http1 {
             // A head is awaited before the first request, and whenever bytes arrived
@@ -157,6 +191,7 @@ mod tests {
             requests,
             in_flight,
             read_at_finish: 0,
+            write_blocked: false,
         }
     }
 
@@ -167,7 +202,27 @@ mod tests {
             requests,
             in_flight: 0,
             read_at_finish,
+            write_blocked: false,
         }
+    }
+
+    #[test]
+    fn output_blocked_for_the_send_timeout_drops_the_connection() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, 10 * S, 100 * S, false).with_send_timeout(2 * S);
+        let blocked = |written| Snapshot {
+            write_blocked: true,
+            ..snap(100, written, 5, 3)
+        };
+        assert_eq!(w.check(t0 + S, blocked(1000)), Verdict::Keep);
+        // Still blocked, but bytes went out since: the clock starts again.
+        assert_eq!(w.check(t0 + 2 * S, blocked(2000)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 3 * S, blocked(2000)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 4 * S, blocked(2000)), Verdict::Keep);
+        assert_eq!(w.check(t0 + 5 * S, blocked(2000)), Verdict::SendTimeout);
+        // Without a send timeout, a blocked peer is only subject to the others.
+        let mut w = Watchdog::new(t0, 10 * S, 100 * S, false);
+        assert_eq!(w.check(t0 + 50 * S, blocked(0)), Verdict::Keep);
     }
 
     #[test]
