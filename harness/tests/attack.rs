@@ -257,3 +257,59 @@ fn attacks_refuse_targets_off_loopback_and_unknown_kinds() {
     assert_eq!(a.code, 2);
     assert!(a.stderr.contains("unknown attack `ping`"), "{}", a.stderr);
 }
+
+#[test]
+fn a_scenario_attack_axis_gives_each_cell_its_attack_outcome() {
+    let _turn = REAL_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("survival.toml");
+    std::fs::write(
+        &scenario,
+        r#"[scenario]
+name = "survival-test"
+duration = "1s"
+[axes]
+topology = ["direct-edge"]
+server_tls = ["none"]
+client_offer = ["h2c"]
+load = [{ connections = 2, rate = 200 }]
+request = [{ path = "/plaintext" }]
+attack = ["none", "ping-flood"]
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let cells = m["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2, "{m}");
+    let calm = cells.iter().find(|c| c["attack"].is_null()).unwrap();
+    assert_eq!(calm["status"], "ok");
+    let attacked = cells.iter().find(|c| !c["attack"].is_null()).unwrap();
+    assert!(attacked["cell"].as_str().unwrap().ends_with(".ping-flood"));
+    assert_eq!(attacked["status"], "ok", "{attacked}");
+    assert_eq!(attacked["attack"]["kind"], "ping-flood");
+    assert_eq!(
+        attacked["attack"]["endings"],
+        serde_json::json!({"GOAWAY ENHANCE_YOUR_CALM": 1})
+    );
+    let rel = attacked["dir"].as_str().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(rel).join("attack.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["schema"], "h2lab.attack/v1");
+    assert!(
+        report["target"]["attacked_peak_rss"].as_u64().unwrap() > 1 << 20,
+        "the topology's processes were sampled"
+    );
+    assert!(out.join(rel).join("result.json").exists());
+}

@@ -11,6 +11,7 @@ pub mod ending;
 pub mod judge;
 pub mod procstat;
 pub mod recipe;
+pub mod session;
 
 use std::fmt;
 use std::str::FromStr;

@@ -4,23 +4,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 
 use super::load::LoadArgs;
 use super::{print_out, UsageError};
-use crate::attack::driver::{self, ConnReport, Spec};
-use crate::attack::judge::{self, Bounds, Judgement, Phase};
-use crate::attack::procstat::{self, Sample};
-use crate::attack::recipe::Request;
-use crate::attack::{Kind, Wire};
-use crate::load;
-use crate::model::{LoadConfig, LoadModel};
+use crate::attack::judge::Bounds;
+use crate::attack::procstat;
+use crate::attack::session::{self, AttackReport, Options, SessionError};
+use crate::attack::Kind;
+use crate::model::LoadModel;
 
 /// Flags of `h2lab attack`: the attack's own, then the legitimate load's (`-r` is
 /// required: the legitimate load is open loop; `-d` is each phase's length, 5 s by
@@ -69,183 +65,6 @@ pub struct AttackArgs {
     pub out: Option<PathBuf>,
 }
 
-/// What `h2lab attack` writes (`"schema": "h2lab.attack/v1"`).
-#[derive(Debug, Serialize)]
-pub struct AttackReport {
-    /// Always `h2lab.attack/v1`.
-    pub schema: &'static str,
-    /// The attack.
-    pub kind: String,
-    /// The target URL.
-    pub url: String,
-    /// Attacking connections, rate, bound and unit.
-    pub attack: AttackSettings,
-    /// The legitimate load before, during and after the attack.
-    pub calm: Phase,
-    /// Under attack.
-    pub attacked: Phase,
-    /// After the attack.
-    pub after: Phase,
-    /// Peak RSS and CPU (cores) of the target's group, calm and attacked.
-    pub target: Option<TargetUse>,
-    /// Every attacking connection.
-    pub connections: Vec<ConnReport>,
-    /// Held or not, and why.
-    pub judgement: Judgement,
-}
-
-/// The attack's settings, for the record.
-#[derive(Debug, Serialize)]
-pub struct AttackSettings {
-    /// Connections.
-    pub connections: usize,
-    /// Units per second (0: unpaced).
-    pub rate: f64,
-    /// Most units per connection.
-    pub max_units: u64,
-    /// What a unit is.
-    pub unit: &'static str,
-    /// Units written, all connections.
-    pub units_sent: u64,
-    /// Bytes written, all connections.
-    pub bytes_sent: u64,
-}
-
-/// The target's resource use.
-#[derive(Debug, Serialize)]
-pub struct TargetUse {
-    /// The process group sampled.
-    pub pgrp: i32,
-    /// Peak RSS while calm, bytes.
-    pub calm_peak_rss: u64,
-    /// Peak RSS under attack, bytes.
-    pub attacked_peak_rss: u64,
-    /// CPU while calm, cores.
-    pub calm_cpu: f64,
-    /// CPU under attack, cores.
-    pub attacked_cpu: f64,
-    /// Every sample (10 a second).
-    pub samples: Vec<Sample>,
-}
-
-impl AttackArgs {
-    fn spec(&self, cfg: &LoadConfig, kind: Kind) -> Result<Spec, UsageError> {
-        if !cfg.addr.ip().is_loopback() {
-            return Err(UsageError(format!(
-                "URL: attacks go to loopback (127.0.0.0/8, ::1) only, not {}",
-                cfg.addr.ip()
-            )));
-        }
-        let many = matches!(
-            kind,
-            Kind::Slowloris | Kind::SlowPost | Kind::ConnectionFlood
-        );
-        let connections = self.attack_conns.unwrap_or(if many { 100 } else { 1 });
-        if connections == 0 || connections > 100_000 {
-            return Err(UsageError("--attack-conns: between 1 and 100000".into()));
-        }
-        let rate = self.attack_rate.unwrap_or(match kind {
-            Kind::Slowloris | Kind::SlowPost => connections as f64 / 2.0,
-            _ => 0.0,
-        });
-        if !(rate.is_finite() && rate >= 0.0) {
-            return Err(UsageError("--attack-rate: a rate of 0 or more".into()));
-        }
-        let tls = match &cfg.tls {
-            None => None,
-            Some(t) => {
-                let mut t = t.clone();
-                t.alpn = match kind.wire() {
-                    Wire::H2 => vec!["h2".into()],
-                    Wire::H1 => vec!["http/1.1".into()],
-                    Wire::Connections => t.alpn,
-                };
-                Some(crate::tls::ClientTls::build(&t).map_err(|e| UsageError(e.to_string()))?)
-            }
-        };
-        Ok(Spec {
-            kind,
-            addr: cfg.addr,
-            request: Request {
-                scheme: cfg.scheme.clone(),
-                authority: cfg.authority.clone(),
-                path: self
-                    .attack_path
-                    .clone()
-                    .unwrap_or_else(|| cfg.targets[0].path.clone()),
-            },
-            tls,
-            connections,
-            rate,
-            max_units: self.attack_max,
-            duration: cfg.duration.unwrap_or(DEFAULT_PHASE),
-        })
-    }
-}
-
-const DEFAULT_PHASE: Duration = Duration::from_secs(5);
-
-/// One phase of the legitimate load.
-fn phase(cfg: &LoadConfig, length: Duration, stop: &AtomicBool) -> anyhow::Result<Phase> {
-    let mut cfg = cfg.clone();
-    cfg.duration = Some(length);
-    let run = load::run_until(&cfg, stop)?;
-    let r = crate::output::result::build(&cfg, &run);
-    Ok(Phase {
-        p50_us: r.latency_us.p50 as f64,
-        p99_us: r.latency_us.p99 as f64,
-        p999_us: r.latency_us.p999 as f64,
-        requests: r.summary.requests,
-        errors: r.summary.errors,
-        achieved_rps: r.summary.rps,
-        target_rps: r.summary.target_rps.unwrap_or(0.0),
-    })
-}
-
-/// Samples a process group ten times a second until dropped.
-struct Sampler {
-    pgrp: i32,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    done: Arc<AtomicBool>,
-    t0: Instant,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sampler {
-    fn start(pgrp: i32) -> Sampler {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let done = Arc::new(AtomicBool::new(false));
-        let t0 = Instant::now();
-        let (s, d) = (samples.clone(), done.clone());
-        let thread = std::thread::spawn(move || {
-            while !d.load(Ordering::Relaxed) {
-                let sample = procstat::sample_group(pgrp, t0.elapsed().as_secs_f64());
-                s.lock().map(|mut v| v.push(sample)).ok();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        Sampler {
-            pgrp,
-            samples,
-            done,
-            t0,
-            thread: Some(thread),
-        }
-    }
-
-    fn now(&self) -> f64 {
-        self.t0.elapsed().as_secs_f64()
-    }
-
-    fn finish(mut self) -> Vec<Sample> {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
 /// Runs `h2lab attack`: 0 the target held, 1 it did not, 2 bad usage.
 pub fn run(args: &AttackArgs) -> anyhow::Result<ExitCode> {
     let kind: Kind = args
@@ -267,87 +86,38 @@ pub fn run(args: &AttackArgs) -> anyhow::Result<ExitCode> {
             return Err(UsageError(format!("{flag}: a ratio of 1 or more, not {x}")).into());
         }
     }
-    let spec = args.spec(&cfg, kind)?;
-    let length = spec.duration;
-    let pgrp = match args.pid {
-        Some(pid) => Some(
-            procstat::group_of(pid)
-                .ok_or_else(|| UsageError(format!("--pid {pid}: no such process")))?,
-        ),
-        None => None,
+    let opts = Options {
+        connections: args.attack_conns,
+        rate: args.attack_rate,
+        max_units: args.attack_max,
+        path: args.attack_path.clone(),
+        phase: cfg.duration.unwrap_or(Options::default().phase),
+        after: args.after,
+        bounds: Bounds {
+            p99_ratio: args.p99_bound,
+            rss_ratio: args.rss_bound,
+            ..Bounds::default()
+        },
+    };
+    // Flag mistakes are usage errors (exit 2), named by their flag.
+    match session::spec(kind, &cfg, &opts) {
+        Err(e @ SessionError::NotLoopback(_)) => return Err(UsageError(format!("URL: {e}")).into()),
+        Err(e @ SessionError::Connections(_)) => {
+            return Err(UsageError(format!("--attack-conns: {e}")).into())
+        }
+        Err(e @ SessionError::Rate(_)) => {
+            return Err(UsageError(format!("--attack-rate: {e}")).into())
+        }
+        Err(e @ SessionError::Tls(_)) => return Err(UsageError(e.to_string()).into()),
+        _ => {}
+    }
+    let groups = match args.pid {
+        Some(pid) => vec![procstat::group_of(pid)
+            .ok_or_else(|| UsageError(format!("--pid {pid}: no such process")))?],
+        None => Vec::new(),
     };
     let signals = crate::run::Signals::install()?;
-    let sampler = pgrp.map(Sampler::start);
-    let calm_from = sampler.as_ref().map_or(0.0, Sampler::now);
-    let calm = phase(&cfg, length, &signals.any)?;
-    let attack_from = sampler.as_ref().map_or(0.0, Sampler::now);
-    let attack_stop = Arc::new(AtomicBool::new(false));
-    let attacker = {
-        let (spec, stop) = (spec.clone(), attack_stop.clone());
-        std::thread::Builder::new()
-            .name("h2lab-attack".into())
-            .spawn(move || driver::run(&spec, &stop))
-            .context("cannot start the attack thread")?
-    };
-    let attacked = phase(&cfg, length, &signals.any);
-    attack_stop.store(true, Ordering::Relaxed);
-    let attack_to = sampler.as_ref().map_or(0.0, Sampler::now);
-    let connections = attacker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the attack thread panicked"))?
-        .context("cannot run the attack")?;
-    let attacked = attacked?;
-    let after = phase(&cfg, args.after, &signals.any)?;
-    let target = sampler.map(|s| {
-        let pgrp = s.pgrp;
-        let samples = s.finish();
-        let calm_use = procstat::summarise(&samples, calm_from, attack_from).unwrap_or_default();
-        let attacked_use =
-            procstat::summarise(&samples, attack_from, attack_to).unwrap_or_default();
-        TargetUse {
-            pgrp,
-            calm_peak_rss: calm_use.0,
-            attacked_peak_rss: attacked_use.0,
-            calm_cpu: calm_use.1,
-            attacked_cpu: attacked_use.1,
-            samples,
-        }
-    });
-    let endings: Vec<_> = connections.iter().map(|c| c.ending.clone()).collect();
-    let bounds = Bounds {
-        p99_ratio: args.p99_bound,
-        rss_ratio: args.rss_bound,
-        ..Bounds::default()
-    };
-    let judgement = judge::judge(
-        &bounds,
-        &calm,
-        &attacked,
-        Some(&after),
-        target
-            .as_ref()
-            .map(|t| (t.calm_peak_rss, t.attacked_peak_rss)),
-        &endings,
-    );
-    let report = AttackReport {
-        schema: "h2lab.attack/v1",
-        kind: kind.to_string(),
-        url: cfg.url.clone(),
-        attack: AttackSettings {
-            connections: spec.connections,
-            rate: spec.rate,
-            max_units: spec.max_units,
-            unit: kind.unit(),
-            units_sent: connections.iter().map(|c| c.units).sum(),
-            bytes_sent: connections.iter().map(|c| c.bytes).sum(),
-        },
-        calm,
-        attacked,
-        after,
-        target,
-        connections,
-        judgement,
-    };
+    let report = session::run(kind, &cfg, &opts, &groups, &signals.any)?;
     if let Some(path) = &args.out {
         crate::output::atomic_write(path, |w| {
             serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
@@ -393,7 +163,11 @@ pub fn summary(r: &AttackReport) -> String {
     if let Some(t) = &r.target {
         s.push_str(&format!(
             "target (pgrp {}): peak RSS {:.1} MiB calm, {:.1} MiB attacked; CPU {:.2} -> {:.2} cores\n",
-            t.pgrp,
+            t.groups
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             t.calm_peak_rss as f64 / 1048576.0,
             t.attacked_peak_rss as f64 / 1048576.0,
             t.calm_cpu,

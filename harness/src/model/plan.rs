@@ -192,6 +192,9 @@ pub struct Cell {
     pub request: CellRequest,
     /// Load engine: `h2lab`, `wrk` or `h2load`.
     pub engine: String,
+    /// The attack sent beside the load (an open-loop one), if any.
+    #[serde(serialize_with = "attack_name")]
+    pub attack: Option<crate::attack::Kind>,
     /// The user's app (`[app]`) serves this cell, not the built-in test app.
     pub app: bool,
 }
@@ -222,6 +225,16 @@ pub struct Plan {
     pub app: Option<AppSpec>,
     /// How external cells are reached.
     pub target: TargetSpec,
+}
+
+fn attack_name<S: serde::Serializer>(
+    a: &Option<crate::attack::Kind>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match a {
+        Some(k) => s.serialize_str(&k.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

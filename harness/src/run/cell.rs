@@ -75,6 +75,7 @@ fn run_cell_once(
         start_s: 0.0,
         stop_s: 0.0,
         leftover_processes: Vec::new(),
+        attack: None,
     };
     if let Topology::RealProxy(kind) = &cell.topology {
         if kind.find().is_none() {
@@ -136,12 +137,16 @@ fn run_cell_once(
         }
     }
     if cell.engine != "h2lab" {
-        let outcome = match &cell.load.search {
-            Some(_) => Err(peer::PeerError::Skip(format!(
+        let outcome = match (&cell.load.search, cell.attack) {
+            (Some(_), _) => Err(peer::PeerError::Skip(format!(
                 "{} cannot run a capacity search; cell skipped",
                 cell.engine
             ))),
-            None => peer::run(&cell.engine, &cfg),
+            (_, Some(_)) => Err(peer::PeerError::Skip(format!(
+                "{} cannot run beside an attack; cell skipped",
+                cell.engine
+            ))),
+            _ => peer::run(&cell.engine, &cfg),
         };
         let stopped = launched.stop(dir);
         record.stop_s = stopped.took.as_secs_f64();
@@ -163,6 +168,13 @@ fn run_cell_once(
                 record.reason = Some(why);
             }
         }
+        return record;
+    }
+    if let Some(kind) = cell.attack {
+        super::attack::run(kind, &cfg, &launched, dir, signals, &mut record);
+        let stopped = launched.stop(dir);
+        record.stop_s = stopped.took.as_secs_f64();
+        record.leftover_processes = stopped.leftovers;
         return record;
     }
     if let Some(spec) = &cell.load.search {

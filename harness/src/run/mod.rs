@@ -3,6 +3,7 @@
 //! and measure with the load engine, stop everything, and record the cell. The manifest
 //! is rewritten after every cell, so an interrupted run leaves a valid one.
 
+pub mod attack;
 mod cell;
 pub mod env;
 mod execute;
@@ -61,6 +62,9 @@ pub struct CellRecord {
     pub stop_s: f64,
     /// Processes found alive after the teardown (should always be empty).
     pub leftover_processes: Vec<String>,
+    /// How the topology fared against the cell's attack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<attack::AttackOutcome>,
 }
 
 /// `manifest.json`.

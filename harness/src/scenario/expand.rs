@@ -305,13 +305,18 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
         return None;
     }
 
-    // Cells: axes x loads x requests x engines.
+    let attacked = s.attacks.iter().any(|a| a.2.is_some());
+    // Cells: axes x loads x requests x engines x attacks.
     let mut cells = Vec::new();
     let mut ids = HashSet::new();
     for raw in &raws {
         for l in &s.loads {
             for req in &s.requests {
-                for (engine, _, _) in &s.engines {
+                for ((engine, _, _), (attack_name, _, attack)) in s
+                    .engines
+                    .iter()
+                    .flat_map(|e| s.attacks.iter().map(move |a| (e, a)))
+                {
                     let mut axes_map = BTreeMap::new();
                     // The first six axis names are the ones a raw combination holds.
                     for (k, v) in super::validate::AXIS_NAMES.iter().zip(raw.values.iter()) {
@@ -320,6 +325,11 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
                     axes_map.insert("load".into(), l.label.clone());
                     axes_map.insert("request".into(), request_label(req));
                     axes_map.insert("engine".into(), engine.clone());
+                    // Only a file that names attacks has the axis: cells of every other
+                    // file keep the axes they had, so stored baselines still match them.
+                    if attacked {
+                        axes_map.insert("attack".into(), attack_name.clone());
+                    }
                     let mut id = slug(&format!(
                         "{}.{}.{}.tls{}.{}.{}.{}.{}{}",
                         raw.values[0],
@@ -340,6 +350,10 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
                         id.push('.');
                         id.push_str(engine);
                     }
+                    if attack.is_some() {
+                        id.push('.');
+                        id.push_str(&slug(attack_name));
+                    }
                     let base = id.clone();
                     let mut n = 2;
                     while !ids.insert(id.clone()) {
@@ -359,6 +373,7 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
                         load: l.load.clone(),
                         request: req.clone(),
                         engine: engine.clone(),
+                        attack: *attack,
                         app: uses_app(&raw.topology),
                     });
                 }

@@ -156,6 +156,9 @@ pub struct Axes {
     /// Request mix.
     #[serde(default)]
     pub request: Option<Spanned<Vec<Spanned<RequestSpec>>>>,
+    /// Attacks sent beside the load: `none`, or a kind of `h2lab attack`.
+    #[serde(default)]
+    pub attack: Option<Axis>,
 }
 
 /// One load profile: closed loop (`connections`, `streams`), open loop (`rate`), or a

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::file::{Axis, File, RequestSpec, StringTable};
 use super::Ctx;
+use crate::attack::Kind;
 use crate::model::plan::{
     CellLoad, CellRequest, HttpRequest, Offer, RequestBody, ServerTls, TargetSpec, Topology,
 };
@@ -46,6 +47,7 @@ pub(super) struct Sections {
     pub client_tls: Values<TlsClientStack>,
     pub loads: Vec<Loads>,
     pub requests: Vec<CellRequest>,
+    pub attacks: Values<Option<Kind>>,
     /// `[app]` and the span of its table.
     pub app: Option<(super::app::CheckedApp, Range<usize>)>,
     /// `[target]`, and the span of its table when written.
@@ -440,6 +442,22 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
         }
     }
 
+    let attacks = axis_values(ctx, &axes.attack, "none", "attack", attack_value);
+    if let Some((name, span, _)) = attacks.iter().find(|a| a.2.is_some()) {
+        if let Some(l) = loads
+            .iter()
+            .find(|l| l.load.rate.is_none() || l.load.search.is_some())
+        {
+            ctx.err(
+                span.clone(),
+                format!(
+                    "attack `{name}` runs beside an open-loop load, and load `{}` has no `rate`",
+                    l.label
+                ),
+                Some("give every load a rate, e.g. load = [{ connections = 4, rate = 1000 }]"),
+            );
+        }
+    }
     if let Some(v) = &file.verdict {
         verdict_section(ctx, v.get_ref(), axes);
     }
@@ -469,13 +487,32 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
         client_tls,
         loads,
         requests,
+        attacks,
         app,
         target,
     }
 }
 
+/// An `attack` value: `none`, or a kind of `h2lab attack`.
+fn attack_value(ctx: &mut Ctx, v: &Spanned<String>) -> Option<Option<Kind>> {
+    if v.get_ref() == "none" {
+        return Some(None);
+    }
+    match v.get_ref().parse::<Kind>() {
+        Ok(k) => Some(Some(k)),
+        Err(e) => {
+            ctx.err(
+                v.span(),
+                e.to_string(),
+                Some("or `none` for the load alone"),
+            );
+            None
+        }
+    }
+}
+
 /// The axes a cell has, in the names the verdict and the reports use.
-pub const AXIS_NAMES: [&str; 9] = [
+pub const AXIS_NAMES: [&str; 10] = [
     "topology",
     "server_tls",
     "cert",
@@ -485,6 +522,7 @@ pub const AXIS_NAMES: [&str; 9] = [
     "load",
     "request",
     "engine",
+    "attack",
 ];
 
 /// `[verdict]`: the compared axis exists, and the baseline is one of its written values.
@@ -498,7 +536,7 @@ fn verdict_section(ctx: &mut Ctx, v: &super::file::VerdictSection, axes: &super:
             ctx.err(
                 c.span(),
                 format!("[verdict] compare = `{compare}` is not an axis"),
-                Some("one of topology, server_tls, cert, tls_versions, client_offer, client_tls, load, request, engine"),
+                Some("one of topology, server_tls, cert, tls_versions, client_offer, client_tls, load, request, engine, attack"),
             );
             return;
         }
@@ -510,6 +548,7 @@ fn verdict_section(ctx: &mut Ctx, v: &super::file::VerdictSection, axes: &super:
         "tls_versions" => axes.tls_versions.as_ref(),
         "client_offer" => axes.client_offer.as_ref(),
         "client_tls" => axes.client_tls.as_ref(),
+        "attack" => axes.attack.as_ref(),
         // Load, request and engine values are labels the lab derives.
         _ => None,
     };
