@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages that the test suite and the benchmarks need, and the
-# pinned PyPI programs of scripts/requirements-tests.txt into .tools/venv.
+# Installs the system packages that the test suite and the benchmarks need, the pinned
+# PyPI programs of scripts/requirements-tests.txt into .tools/venv, and the pinned HTTP/2
+# conformance suite (httpwg-cli, from crates.io) into cargo's bin directory.
 # Idempotent: packages already present are not downloaded again, and the package index is
 # refreshed only when something is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
@@ -38,9 +39,21 @@ install_python_tools() {
   echo "setup: python tools installed in $venv: $("$venv/bin/pip" list --format=freeze 2>/dev/null | tr "\n" " ")"
 }
 
+# The HTTP/2 conformance suite `h2lab conform` and [conformance] run: RFC 9113 cases.
+HTTPWG_VERSION=0.2.5
+install_conformance_suite() {
+  if cargo install --list 2>/dev/null | grep -q "^httpwg-cli v${HTTPWG_VERSION}:"; then
+    echo "setup: httpwg-cli ${HTTPWG_VERSION} present"
+    return
+  fi
+  echo "setup: installing httpwg-cli ${HTTPWG_VERSION} (cargo install, about a minute)"
+  cargo install -q httpwg-cli --version "${HTTPWG_VERSION}" --locked
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all packages present"
   install_python_tools
+  install_conformance_suite
   exit 0
 fi
 
@@ -59,4 +72,5 @@ for svc in nginx apache2 haproxy; do
   if command -v service >/dev/null; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 install_python_tools
+install_conformance_suite
 echo "setup: done"

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod attack;
 pub mod cli;
+pub mod conform;
 pub mod h1wire;
 pub mod h2wire;
 pub mod load;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Matrix(args) => cli::matrix::run(&args),
         Command::Search(args) => cli::search::run(&args),
         Command::Attack(args) => cli::attack::run(&args),
+        Command::Conform(args) => cli::conform::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Compare(args) => cli::compare::run(&args),
         Command::Gate(args) => cli::gate::run(&args),

@@ -279,13 +279,7 @@ attack = ["none", "ping-flood"]
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_h2lab"))
-        .args(["run", "-q"])
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = support::run_scenario(&scenario, &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     let m: serde_json::Value =

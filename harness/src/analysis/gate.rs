@@ -250,12 +250,7 @@ pub fn measurement(baseline: &RunDir, candidate: &RunDir) -> String {
     )
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::output::html_escape as xml_escape;
 
 /// JUnit XML: one test case per cell x metric, and per cell x SLO.
 pub fn junit(v: &GateVerdict) -> String {

@@ -85,6 +85,11 @@ pub struct RepMetrics {
     pub hops: BTreeMap<String, HopPercentiles>,
     /// The measured seconds, from latency.hlog (empty without one).
     pub intervals: Vec<IntervalMetrics>,
+    /// How the topology fared against the cell's attack (attacked cells, from the
+    /// manifest).
+    pub attack: Option<crate::run::attack::AttackOutcome>,
+    /// The conformance suite's outcome (from the manifest, when the scenario ran it).
+    pub conform: Option<crate::run::conform::ConformOutcome>,
 }
 
 /// The metrics the gate knows.
@@ -258,6 +263,8 @@ pub fn rep_metrics(path: &Path) -> Result<RepMetrics, InputError> {
             }
             None => Vec::new(),
         },
+        attack: None,
+        conform: None,
     })
 }
 
@@ -338,14 +345,40 @@ pub fn plan_cell(c: &Value) -> (String, BTreeMap<String, String>) {
     (id, axes)
 }
 
-/// The result directories (relative to the run) of a cell's completed repetitions.
-pub fn ok_reps<'a>(manifest: &'a Value, id: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+/// The manifest records of a cell's completed repetitions.
+pub fn ok_records<'a>(manifest: &'a Value, id: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     manifest["cells"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(move |r| r["status"] == "ok" && r["cell"] == id)
-        .map(|r| r["dir"].as_str().unwrap_or_default())
+}
+
+/// The result directories (relative to the run) of a cell's completed repetitions.
+pub fn ok_reps<'a>(manifest: &'a Value, id: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    ok_records(manifest, id).map(|r| r["dir"].as_str().unwrap_or_default())
+}
+
+/// The repetition of a manifest record: its result.json, its attack and conformance
+/// outcomes.
+fn record_metrics(dir: &Path, record: &Value) -> Result<RepMetrics, InputError> {
+    let rel = record["dir"].as_str().unwrap_or_default();
+    let mut m = rep_metrics(&dir.join(rel).join("result.json"))?;
+    let invalid = |what: &str, e: serde_json::Error| InputError::Invalid {
+        path: dir.join("manifest.json"),
+        why: format!("{what} record of {rel}: {e}"),
+    };
+    if !record["attack"].is_null() {
+        m.attack = Some(
+            serde_json::from_value(record["attack"].clone()).map_err(|e| invalid("attack", e))?,
+        );
+    }
+    if !record["conform"].is_null() {
+        m.conform = Some(
+            serde_json::from_value(record["conform"].clone()).map_err(|e| invalid("conform", e))?,
+        );
+    }
+    Ok(m)
 }
 
 impl RunDir {
@@ -362,8 +395,8 @@ impl RunDir {
         let mut cells = Vec::new();
         for c in plan_cells {
             let (id, axes) = plan_cell(c);
-            let reps = ok_reps(&m, &id)
-                .map(|rel| rep_metrics(&dir.join(rel).join("result.json")))
+            let reps = ok_records(&m, &id)
+                .map(|r| record_metrics(dir, r))
                 .collect::<Result<Vec<_>, _>>()?;
             cells.push(CellSamples { id, axes, reps });
         }

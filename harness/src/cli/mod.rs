@@ -3,6 +3,7 @@
 
 pub mod attack;
 pub mod compare;
+pub mod conform;
 pub mod doctor;
 pub mod gate;
 pub mod load;
@@ -52,6 +53,11 @@ pub enum Command {
     /// (p50/p99/p99.9, errors), the target's memory and CPU (`--pid`), how each attacking
     /// connection was cut off; exit 0 the target held, 1 it did not. Loopback only.
     Attack(Box<attack::AttackArgs>),
+    /// Run the HTTP/2 conformance suite (httpwg-cli, RFC 9113) against a URL on loopback
+    /// (h2c, or h2 over TLS through a relay): each failure with its RFC section and, when
+    /// the lab accepts it, why; conform.json and JUnit (`--out`); exit 1 on a failure not
+    /// accepted.
+    Conform(Box<conform::ConformArgs>),
     /// Turn a results directory into index.html (self-contained), summary.md, cells.csv
     /// and SVG charts (percentile spectrum, throughput, latency over time, rate sweeps,
     /// the negotiation heatmap).

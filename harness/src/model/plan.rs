@@ -165,6 +165,62 @@ pub struct TargetSpec {
     pub host: Option<String>,
 }
 
+/// How the attacked cells' attacks are sent and judged (`[attack]`); each unset value
+/// is `h2lab attack`'s default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttackSpec {
+    /// Length of the calm and of the attacked phase (default: the scenario's duration).
+    #[serde(serialize_with = "human_opt")]
+    pub phase: Option<Duration>,
+    /// Length of the phase after the attack.
+    #[serde(serialize_with = "human")]
+    pub after: Duration,
+    /// Attacking connections.
+    pub connections: Option<usize>,
+    /// Units per second over all attacking connections.
+    pub rate: Option<f64>,
+    /// Most units per attacking connection.
+    pub max_units: u64,
+    /// Path of the attack's requests.
+    pub path: Option<String>,
+    /// Attacked legitimate p99 over calm that still holds.
+    pub p99_bound: f64,
+    /// Attacked peak RSS over calm that still holds.
+    pub rss_bound: f64,
+}
+
+impl Default for AttackSpec {
+    fn default() -> AttackSpec {
+        AttackSpec {
+            phase: None,
+            after: Duration::from_secs(1),
+            connections: None,
+            rate: None,
+            max_units: 10_000_000,
+            path: None,
+            p99_bound: 2.0,
+            rss_bound: 2.0,
+        }
+    }
+}
+
+/// The HTTP/2 conformance suite run against each cell's topology (`[conformance]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConformSpec {
+    /// Only cases whose name contains this.
+    pub filter: Option<String>,
+    /// Longest the suite may run per cell.
+    #[serde(serialize_with = "human")]
+    pub timeout: Duration,
+}
+
+fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cell {
@@ -225,6 +281,10 @@ pub struct Plan {
     pub app: Option<AppSpec>,
     /// How external cells are reached.
     pub target: TargetSpec,
+    /// How attacked cells are attacked.
+    pub attack: AttackSpec,
+    /// The conformance suite, run after each cell's load, when the scenario asks.
+    pub conformance: Option<ConformSpec>,
 }
 
 fn attack_name<S: serde::Serializer>(

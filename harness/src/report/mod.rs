@@ -7,6 +7,7 @@ pub mod data;
 pub mod hop_chart;
 pub mod png;
 pub mod search_chart;
+pub mod survival_chart;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,12 +17,7 @@ use crate::analysis::stats::median;
 use crate::verdict::Verdict;
 use data::{CellData, RunData};
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::output::html_escape as esc;
 
 fn pct(c: &CellData, q: f64) -> String {
     c.latency
@@ -216,6 +212,16 @@ pub fn build(run_dir: &Path, out: &Path, png: bool) -> Result<Written, InputErro
             Some((title.to_string(), file.to_string(), svg))
         })
         .collect();
+    if let Some(s) = &verdict.survival {
+        charts.insert(
+            0,
+            (
+                "Survival matrix".into(),
+                "survival.svg".into(),
+                survival_chart::heatmap(s),
+            ),
+        );
+    }
     if let Some(svg) = matrix_svg {
         charts.push(("HTTP/2 negotiation matrix".into(), "matrix.svg".into(), svg));
     }

@@ -5,18 +5,20 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cell::write_result;
 use super::topology::Launched;
 use super::{CellRecord, Signals};
+use crate::attack::judge::Bounds;
 use crate::attack::session::{self, AttackReport, Options};
 use crate::attack::Kind;
+use crate::model::plan::AttackSpec;
 use crate::model::LoadConfig;
 use crate::output::atomic_write;
 
 /// What the survival matrix shows of one attacked cell.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttackOutcome {
     /// The attack.
     pub kind: String,
@@ -61,6 +63,7 @@ impl AttackOutcome {
 /// Runs the attack `kind` of a cell against the started topology, and records it.
 pub(super) fn run(
     kind: Kind,
+    spec: &AttackSpec,
     cfg: &LoadConfig,
     launched: &Launched,
     dir: &Path,
@@ -68,8 +71,20 @@ pub(super) fn run(
     record: &mut CellRecord,
 ) {
     let opts = Options {
-        phase: cfg.duration.unwrap_or(Options::default().phase),
-        ..Options::default()
+        connections: spec.connections,
+        rate: spec.rate,
+        max_units: spec.max_units,
+        path: spec.path.clone(),
+        phase: spec
+            .phase
+            .or(cfg.duration)
+            .unwrap_or(Options::default().phase),
+        after: spec.after,
+        bounds: Bounds {
+            p99_ratio: spec.p99_bound,
+            rss_ratio: spec.rss_bound,
+            ..Bounds::default()
+        },
     };
     // Every server of the topology runs in its own process group.
     let groups: Vec<i32> = launched

@@ -76,6 +76,7 @@ fn run_cell_once(
         stop_s: 0.0,
         leftover_processes: Vec::new(),
         attack: None,
+        conform: None,
     };
     if let Topology::RealProxy(kind) = &cell.topology {
         if kind.find().is_none() {
@@ -171,7 +172,15 @@ fn run_cell_once(
         return record;
     }
     if let Some(kind) = cell.attack {
-        super::attack::run(kind, &cfg, &launched, dir, signals, &mut record);
+        super::attack::run(
+            kind,
+            &plan.attack,
+            &cfg,
+            &launched,
+            dir,
+            signals,
+            &mut record,
+        );
         let stopped = launched.stop(dir);
         record.stop_s = stopped.took.as_secs_f64();
         record.leftover_processes = stopped.leftovers;
@@ -195,6 +204,16 @@ fn run_cell_once(
             stop.stop.store(true, Ordering::Relaxed);
         }
     });
+    if let (Some(spec), false) = (&plan.conformance, signals.any.load(Ordering::Relaxed)) {
+        let lab = matches!(
+            cell.topology,
+            Topology::DirectEdge
+                | Topology::SutProxy
+                | Topology::InProcess
+                | Topology::OutOfProcess
+        ) && !(app.is_some() && launched_edge_is_app(cell));
+        super::conform::run(spec, &cfg, lab, dir, &mut record);
+    }
     let stopped = launched.stop(dir);
     record.stop_s = stopped.took.as_secs_f64();
     record.leftover_processes = stopped.leftovers;

@@ -58,6 +58,9 @@ pub fn execute(
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let lab_sut = h2lab_common::launch::locate_sut()
         .context("the sut binary is needed to start topologies")?;
+    if plan.conformance.is_some() {
+        crate::conform::locate().context("the scenario's [conformance] needs its suite")?;
+    }
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

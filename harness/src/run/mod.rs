@@ -5,6 +5,7 @@
 
 pub mod attack;
 mod cell;
+pub mod conform;
 pub mod env;
 mod execute;
 pub mod info;
@@ -65,6 +66,9 @@ pub struct CellRecord {
     /// How the topology fared against the cell's attack.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attack: Option<attack::AttackOutcome>,
+    /// The conformance suite's outcome, when the scenario runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conform: Option<conform::ConformOutcome>,
 }
 
 /// `manifest.json`.

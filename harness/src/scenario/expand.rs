@@ -395,6 +395,8 @@ pub(super) fn plan(ctx: &mut Ctx, file: &File, s: Sections) -> Option<Plan> {
         missing_proxies,
         app: s.app.map(|(a, _)| a.spec),
         target: s.target.0,
+        attack: s.attack,
+        conformance: s.conformance,
     })
 }
 

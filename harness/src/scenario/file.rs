@@ -41,6 +41,57 @@ pub struct File {
     /// `[target]`: how external cells are reached.
     #[serde(default)]
     pub target: Option<Spanned<TargetSection>>,
+    /// `[attack]`: how the cells of the `attack` axis are attacked and judged.
+    #[serde(default)]
+    pub attack: Option<Spanned<AttackSection>>,
+    /// `[conformance]`: the HTTP/2 conformance suite against each cell's topology.
+    #[serde(default)]
+    pub conformance: Option<Spanned<ConformanceSection>>,
+}
+
+/// `[conformance]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConformanceSection {
+    /// The suite: `httpwg` (RFC 9113 cases of httpwg-cli), the only one.
+    #[serde(default)]
+    pub suite: Option<Spanned<String>>,
+    /// Only cases whose name contains this.
+    #[serde(default)]
+    pub filter: Option<Spanned<String>>,
+    /// Longest the suite may run per cell (default 120s).
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// `[attack]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackSection {
+    /// Calm and attacked phase, each (default: the scenario's duration).
+    #[serde(default)]
+    pub phase: Option<Spanned<String>>,
+    /// Phase after the attack.
+    #[serde(default)]
+    pub after: Option<Spanned<String>>,
+    /// Attacking connections.
+    #[serde(default)]
+    pub connections: Option<Spanned<i64>>,
+    /// Units (frames, requests, bytes) per second over all attacking connections.
+    #[serde(default)]
+    pub rate: Option<Spanned<f64>>,
+    /// Most units per attacking connection.
+    #[serde(default)]
+    pub max_units: Option<Spanned<i64>>,
+    /// Path of the attack's requests.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// Attacked p99 over calm that still holds.
+    #[serde(default)]
+    pub p99_bound: Option<Spanned<f64>>,
+    /// Attacked peak RSS over calm that still holds.
+    #[serde(default)]
+    pub rss_bound: Option<Spanned<f64>>,
 }
 
 /// `[verdict]`: `compare = "topology"` (the axis whose values are ranked) and

@@ -5,6 +5,7 @@
 //! written) and `expand` (rules, cross product, impossible combinations, cells).
 
 pub mod app;
+mod beside_load;
 mod expand;
 pub mod file;
 pub mod negotiation;

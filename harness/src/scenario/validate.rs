@@ -15,7 +15,8 @@ use super::file::{Axis, File, RequestSpec, StringTable};
 use super::Ctx;
 use crate::attack::Kind;
 use crate::model::plan::{
-    CellLoad, CellRequest, HttpRequest, Offer, RequestBody, ServerTls, TargetSpec, Topology,
+    AttackSpec, CellLoad, CellRequest, ConformSpec, HttpRequest, Offer, RequestBody, ServerTls,
+    TargetSpec, Topology,
 };
 use crate::model::TlsClientStack;
 
@@ -52,6 +53,10 @@ pub(super) struct Sections {
     pub app: Option<(super::app::CheckedApp, Range<usize>)>,
     /// `[target]`, and the span of its table when written.
     pub target: (TargetSpec, Option<Range<usize>>),
+    /// `[attack]`.
+    pub attack: AttackSpec,
+    /// `[conformance]`.
+    pub conformance: Option<ConformSpec>,
 }
 
 pub(super) fn duration(ctx: &mut Ctx, v: &Spanned<String>, what: &str) -> Option<Duration> {
@@ -458,6 +463,15 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
             );
         }
     }
+    let attacked = attacks.iter().any(|a| a.2.is_some());
+    let attack = match &file.attack {
+        Some(a) => super::beside_load::section(ctx, a.get_ref(), a.span(), attacked),
+        None => AttackSpec::default(),
+    };
+    let conformance = file
+        .conformance
+        .as_ref()
+        .map(|c| super::beside_load::conformance(ctx, c.get_ref()));
     if let Some(v) = &file.verdict {
         verdict_section(ctx, v.get_ref(), axes);
     }
@@ -490,6 +504,8 @@ pub(super) fn sections(ctx: &mut Ctx, file: &File, path: &Path) -> Sections {
         attacks,
         app,
         target,
+        attack,
+        conformance,
     }
 }
 

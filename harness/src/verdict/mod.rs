@@ -5,8 +5,10 @@
 //! `Server-Timing` entries, and a plain sentence. Written as `verdict.json`
 //! (`h2lab.verdict/v1`) by `h2lab run`; the report opens with it.
 
+pub mod conformance;
 pub mod render;
 mod samples;
+pub mod survival;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +35,12 @@ pub struct Verdict {
     pub compare: String,
     /// One per workload.
     pub workloads: Vec<Workload>,
+    /// Topology x attack, when the run has an `attack` axis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survival: Option<survival::Survival>,
+    /// HTTP/2 conformance per cell, when the scenario ran the suite.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conformance: Vec<conformance::Row>,
 }
 
 /// Cells that differ only in the compared axis.
@@ -190,6 +198,8 @@ pub fn build(run: &RunDir) -> Verdict {
         run_id: run.run_id.clone(),
         compare,
         workloads,
+        survival: survival::build(run),
+        conformance: conformance::build(run),
     }
 }
 

@@ -183,6 +183,10 @@ pub fn text(v: &Verdict) -> String {
         }
     }
     out.push_str("  (? = not significant)\n");
+    if let Some(s) = &v.survival {
+        out.push_str(&super::survival::render::text(s));
+    }
+    out.push_str(&super::conformance::text(&v.conformance));
     out
 }
 
@@ -220,19 +224,24 @@ pub fn markdown(v: &Verdict) -> String {
         }
         out.push('\n');
     }
+    if let Some(s) = &v.survival {
+        out.push_str(&super::survival::render::markdown(s));
+    }
+    out.push_str(&super::conformance::markdown(&v.conformance));
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::output::html_escape as esc;
 
-/// The report's opening section.
+/// The report's opening section: the survival matrix first when there is one.
 pub fn html(v: &Verdict) -> String {
-    let mut out = String::from("<h2>Verdict</h2>\n");
+    let mut out = v
+        .survival
+        .as_ref()
+        .map(super::survival::render::html)
+        .unwrap_or_default();
+    out.push_str(&super::conformance::html(&v.conformance));
+    out.push_str("<h2>Verdict</h2>\n");
     for w in &v.workloads {
         if !w.name.is_empty() {
             let _ = writeln!(out, "<h3>{}</h3>", esc(&w.name));

@@ -105,3 +105,25 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// `h2lab run -q SCENARIO --out OUT`.
+pub fn run_scenario(scenario: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .args(["run", "-q"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// `h2lab report RUN --out OUT`.
+pub fn report(run: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_h2lab"))
+        .arg("report")
+        .arg(run)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}

@@ -289,10 +289,17 @@ async fn serve_h2<H, T>(
         let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
         service_fn(move |req| {
             let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
+            let malformed = super::malformed::check(&req);
             // Boxed: hyper spawns a task per stream, and a task moves its future (several
             // KiB here) when it is created and again when it completes.
             let responding = Box::pin(respond(ctx, req, info, activity, overloaded, false));
-            async move { Ok::<_, Infallible>(responding.await) }
+            async move {
+                if let Some(why) = malformed {
+                    tracing::debug!(why, "malformed HTTP/2 request: stream reset");
+                    return Err(super::malformed::stream_error());
+                }
+                Ok(responding.await)
+            }
         })
     };
     let io = FrameGuard::new(io, ctx.limits.h2_flood);

@@ -7,6 +7,7 @@ mod conn;
 pub mod guard;
 mod h2c;
 mod io;
+mod malformed;
 mod watchdog;
 
 use std::net::SocketAddr;

@@ -1,7 +1,9 @@
 //! The HTTP/2 flood guard: an I/O layer under hyper that follows frame boundaries in both
 //! directions, charges each connection for frames that do no work ([`budget`]), and when
 //! one is over its budget, sends GOAWAY ENHANCE_YOUR_CALM at the next boundary of hyper's
-//! output and ends the connection.
+//! output and ends the connection. It also refuses a client's PUSH_PROMISE at once with
+//! GOAWAY PROTOCOL_ERROR (RFC 9113 section 8.4), which the h2 crate only judges once the
+//! frame's header block has ended: a block that never ends would hold the connection.
 
 pub mod budget;
 pub mod scan;
@@ -17,7 +19,8 @@ use budget::Budget;
 pub use budget::FloodLimits;
 use scan::{kind, Scanner};
 
-use h2lab_common::h2_frame::{reason::ENHANCE_YOUR_CALM, PREFACE};
+use h2lab_common::h2_frame::reason::{ENHANCE_YOUR_CALM, PROTOCOL_ERROR};
+use h2lab_common::h2_frame::PREFACE;
 
 /// Wraps the plaintext of one HTTP/2 connection (server side).
 pub struct FrameGuard<T> {
@@ -47,11 +50,16 @@ impl<T> FrameGuard<T> {
     }
 
     fn calm_down(&mut self) {
+        let reason = self.budget.describe();
+        tracing::debug!(%reason, "HTTP/2 connection over its flood budget");
+        self.go_away(ENHANCE_YOUR_CALM, reason);
+    }
+
+    fn go_away(&mut self, code: u32, reason: String) {
         if self.goaway.is_some() {
             return;
         }
-        self.reason = self.budget.describe();
-        tracing::debug!(reason = %self.reason, "HTTP/2 connection over its flood budget");
+        self.reason = reason;
         let debug = self.reason.as_bytes();
         let len = 8 + debug.len();
         let mut f = vec![
@@ -63,7 +71,7 @@ impl<T> FrameGuard<T> {
         ];
         f.extend_from_slice(&0u32.to_be_bytes());
         f.extend_from_slice(&self.last_stream.to_be_bytes());
-        f.extend_from_slice(&ENHANCE_YOUR_CALM.to_be_bytes());
+        f.extend_from_slice(&code.to_be_bytes());
         f.extend_from_slice(debug);
         self.goaway = Some((f, 0));
     }
@@ -129,16 +137,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameGuard<T> {
             return Poll::Ready(Ok(()));
         }
         let (budget, last_stream) = (&mut this.budget, &mut this.last_stream);
-        let mut over = false;
+        let (mut over, mut pushed) = (false, false);
         this.inbound.feed(&buf.filled()[before..], |f| {
             if f.kind == kind::HEADERS {
                 *last_stream = (*last_stream).max(f.stream);
             }
+            pushed |= f.kind == kind::PUSH_PROMISE;
             if let Some(g) = budget::inbound(&f) {
                 over |= !budget.spend(g, Instant::now());
             }
         });
-        if over {
+        if pushed {
+            this.go_away(
+                PROTOCOL_ERROR,
+                "PUSH_PROMISE from a client (RFC 9113 section 8.4)".into(),
+            );
+        } else if over {
             this.calm_down();
         }
         Poll::Ready(Ok(()))
