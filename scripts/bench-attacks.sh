@@ -6,7 +6,9 @@
 #  2. `sut edge` over h2c with its limits on, and with every limit a flag can turn off
 #     off, under the same attacks (`h2lab attack`, PHASE each phase).
 # Prints per server and attack: calm p99, attacked p99, their ratio, the peak-RSS ratio of
-# the server's processes, and how the attacker was cut off.
+# the server's processes, and how the attacker was cut off. The servers run on the last
+# core, the generator and the attacker on the others (`h2lab run --pin`, taskset): on a
+# small machine an unpinned flood takes the server's CPU, and the p99 then measures that.
 # Usage: scripts/bench-attacks.sh [SCENARIO]     env: PHASE=2s RATE=500 SKIP_MATRIX=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ table_header() {
 
 if [[ -z ${SKIP_MATRIX:-} ]]; then
     echo "== survival matrix: $scenario (release)"
-    "$h2lab" run -q "$scenario" --out "$out/matrix" >/dev/null || true
+    "$h2lab" run -q --pin "$scenario" --out "$out/matrix" >/dev/null || true
     table_header
     python3 - "$out/matrix/manifest.json" <<'EOF'
 import json, sys
@@ -48,6 +50,8 @@ for r in m["cells"]:
 EOF
 fi
 
+last=$(( $(nproc) - 1 ))
+others="0-$(( last > 0 ? last - 1 : 0 ))"
 echo
 echo "== sut edge over h2c, limits on vs off (h2lab attack, -r $rate, $phase phases)"
 undefended=(--h2-flood-burst 0 --h2-max-pending-resets 0 --h2-max-local-resets 0
@@ -59,14 +63,14 @@ for limits in on off; do
     flags=()
     [[ $limits == off ]] && flags=("${undefended[@]}")
     for kind in "${kinds[@]}"; do
-        target/release/sut edge --listen 127.0.0.1:0 --workers 1 "${flags[@]}" >"$out/edge.line" 2>/dev/null &
+        taskset -c "$last" target/release/sut edge --listen 127.0.0.1:0 --workers 1 "${flags[@]}" >"$out/edge.line" 2>/dev/null &
         edge_pid=$!
         for _ in $(seq 100); do
             grep -q listening "$out/edge.line" 2>/dev/null && break
             sleep 0.05
         done
         addr=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["addr"])' "$out/edge.line")
-        "$h2lab" attack "$kind" "http://$addr/plaintext" --proto h2c -r "$rate" -c 4 -d "$phase" \
+        taskset -c "$others" "$h2lab" attack "$kind" "http://$addr/plaintext" --proto h2c -r "$rate" -c 4 -d "$phase" \
             --pid "$edge_pid" -q --out "$out/a.json" >/dev/null || true
         kill "$edge_pid" 2>/dev/null || true
         wait "$edge_pid" 2>/dev/null || true

@@ -80,7 +80,7 @@ async fn relay_one(
         Err(e) => {
             failed
                 .lock()
-                .unwrap()
+                .unwrap_or_else(|e| e.into_inner())
                 .push(format!("connect {target}: {e}"));
             return;
         }
@@ -89,11 +89,16 @@ async fn relay_one(
     let (mut stream, facts) = match tls.connect(outbound).await {
         Ok(x) => x,
         Err(e) => {
-            failed.lock().unwrap().push(format!("TLS handshake: {e}"));
+            failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("TLS handshake: {e}"));
             return;
         }
     };
-    seen.lock().unwrap().push(facts.alpn.clone());
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(facts.alpn.clone());
     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut stream).await;
 }
 
