@@ -73,6 +73,8 @@ pub fn run(spec: &Spec, stop: &AtomicBool) -> std::io::Result<Vec<ConnReport>> {
     Ok(local.block_on(&rt, async {
         let mut tasks = Vec::new();
         let per_conn = spec.rate / spec.connections.max(1) as f64;
+        // Set at the stop: every connection then reports as it stands, however far it got.
+        let (halt, halted) = tokio::sync::watch::channel(false);
         for i in 0..spec.connections {
             // A connection flood at a rate opens its connections at that rate.
             if spec.kind == Kind::ConnectionFlood && spec.rate > 0.0 {
@@ -82,9 +84,9 @@ pub fn run(spec: &Spec, stop: &AtomicBool) -> std::io::Result<Vec<ConnReport>> {
             if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
                 break;
             }
-            let spec = spec.clone();
+            let (spec, halted) = (spec.clone(), halted.clone());
             tasks.push(tokio::task::spawn_local(async move {
-                one(&spec, per_conn, deadline).await
+                one(&spec, per_conn, deadline, halted).await
             }));
         }
         let stopper = async {
@@ -98,7 +100,8 @@ pub fn run(spec: &Spec, stop: &AtomicBool) -> std::io::Result<Vec<ConnReport>> {
             done = &mut all => done.into_iter().flatten().collect(),
             () = stopper => {
                 // Stopped early: every connection reports as it stands at the stop.
-                tokio::time::timeout(TICK * 10, all)
+                let _ = halt.send(true);
+                tokio::time::timeout(Duration::from_secs(1), all)
                     .await
                     .map(|d| d.into_iter().flatten().collect())
                     .unwrap_or_default()
@@ -134,7 +137,16 @@ enum Wrote {
     Failed(std::io::ErrorKind),
 }
 
-async fn one(spec: &Spec, per_conn: f64, deadline: Instant) -> ConnReport {
+async fn one(
+    spec: &Spec,
+    per_conn: f64,
+    deadline: Instant,
+    mut halted: tokio::sync::watch::Receiver<bool>,
+) -> ConnReport {
+    let halt = async move {
+        let _ = halted.wait_for(|h| *h).await;
+    };
+    tokio::pin!(halt);
     let start = Instant::now();
     let mut report = ConnReport {
         ending: Ending::Open,
@@ -144,7 +156,15 @@ async fn one(spec: &Spec, per_conn: f64, deadline: Instant) -> ConnReport {
         frames_received: Default::default(),
         resets: Default::default(),
     };
-    let stream = match connect(spec).await {
+    let connected = tokio::select! {
+        c = connect(spec) => c,
+        () = &mut halt => {
+            report.ending = Ending::Connecting;
+            report.seconds = start.elapsed().as_secs_f64();
+            return report;
+        }
+    };
+    let stream = match connected {
         Ok(s) => s,
         Err(class) => {
             report.ending = Ending::ConnectFailed { class };
@@ -171,6 +191,7 @@ async fn one(spec: &Spec, per_conn: f64, deadline: Instant) -> ConnReport {
         }
     };
     let ending = tokio::select! {
+        () = &mut halt => watcher.borrow().ending(false, false),
         (eof, reset) = reader => watcher.borrow().ending(eof, reset),
         wrote = writer => {
             let seen = watcher.borrow().ending(false, false);

@@ -34,6 +34,8 @@ pub enum Ending {
     Open,
     /// The attack ran out of what it can send on one connection (stream ids, `--attack-max`).
     Exhausted,
+    /// Still connecting (TCP or TLS) when the attack ended: neither served nor refused.
+    Connecting,
     /// The connection was never established (refused, TLS failed).
     ConnectFailed {
         /// The error class.
@@ -64,6 +66,7 @@ impl Ending {
             Ending::Stalled => "server stopped reading".into(),
             Ending::Open => "never".into(),
             Ending::Exhausted => "attack exhausted".into(),
+            Ending::Connecting => "still connecting".into(),
             Ending::ConnectFailed { class } => format!("connect failed ({class})"),
         }
     }
@@ -247,5 +250,6 @@ mod tests {
         assert_eq!(quiet.ending(false, true), Ending::Reset);
         assert_eq!(quiet.ending(false, false), Ending::Open);
         assert!(!Ending::Open.cut_off() && !Ending::Stalled.cut_off());
+        assert!(!Ending::Connecting.cut_off(), "neither served nor refused");
     }
 }

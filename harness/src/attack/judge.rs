@@ -98,7 +98,9 @@ pub fn judge(
     } else {
         1.0
     };
-    if error_rate > bounds.error_rate {
+    if attacked.requests == 0 {
+        reasons.push("no legitimate request was answered under attack".into());
+    } else if error_rate > bounds.error_rate {
         reasons.push(format!(
             "{} of {} legitimate requests failed under attack",
             attacked.errors, attacked.requests
