@@ -93,6 +93,9 @@ fn encode_requests(c: &mut Criterion) {
         keep_alive: true,
         pipelining: false,
         tls_resumption: false,
+        agent: None,
+        seq_header: None,
+        start_at: None,
     };
     c.bench_function("encode two prepared requests (once per run)", |b| {
         b.iter(|| h2lab::load::request::prepare(black_box(&cfg)).unwrap())

@@ -4,6 +4,7 @@
 //! `tls`) -> recording (`record`) -> outputs (`output`: result JSON, interval logs,
 //! summary).
 
+pub mod agents;
 pub mod analysis;
 pub mod attack;
 pub mod cli;

@@ -1,7 +1,7 @@
 //! `h2lab`: thin over the library. Parses flags, dispatches to the subcommand's `run`,
 //! maps the outcome to an exit code: 0 ok; 1 the run completed but every request failed;
-//! 2 bad usage or input; 130 / 143 interrupted by SIGINT / SIGTERM (results recorded so
-//! far are written).
+//! 2 bad usage or input; 3 an agent could not keep the shared start; 130 / 143
+//! interrupted by SIGINT / SIGTERM (results recorded so far are written).
 
 use std::process::ExitCode;
 
@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cli::doctor::run(&args),
         Command::Validate(args) => cli::validate::run(&args),
         Command::Run(args) => cli::run::run(&args),
+        Command::Merge(args) => cli::merge::run(&args),
+        Command::K8s(args) => cli::k8s::run(&args),
     };
     match result {
         Ok(code) => code,

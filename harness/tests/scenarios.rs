@@ -65,6 +65,7 @@ fn shipped_scenarios_are_valid_and_list_their_cells() {
         "own-app",
         "capacity",
         "ci-gate",
+        "k8s-agents",
     ] {
         let path = repo().join(format!("scenarios/{name}.toml"));
         let (code, out, err) = h2lab(&["run", "--dry-run", &path.display().to_string()]);

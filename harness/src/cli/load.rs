@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::agent::{AgentArgs, AgentPlan, ResultsTo};
 use super::tls::TlsClientArgs;
 use super::UsageError;
 use crate::model::{IoEngine, LoadConfig, LoadModel, Proto, Target};
@@ -91,6 +92,9 @@ pub struct LoadArgs {
     /// No live progress.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub agents: AgentArgs,
 }
 
 /// Scheme, host and port of a URL.
@@ -154,6 +158,78 @@ pub(crate) fn resolve(url: &str, origin: &Origin) -> Result<std::net::SocketAddr
 impl LoadArgs {
     /// Validates the flags into a configuration.
     pub fn to_config(&self) -> Result<LoadConfig, UsageError> {
+        self.to_config_with(|_| None).map(|(cfg, _)| cfg)
+    }
+
+    /// Validates the flags, the agent's among them, with `env` giving the variables a
+    /// pod would get (JOB_COMPLETION_INDEX, H2LAB_AGENTS).
+    pub fn to_config_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(LoadConfig, Option<AgentPlan>), UsageError> {
+        self.config_for(env, true)
+    }
+
+    /// Validates the flags where the target may not resolve (`h2lab k8s render` checks
+    /// a pod's arguments on a machine outside the cluster).
+    pub(crate) fn to_config_offline(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(LoadConfig, Option<AgentPlan>), UsageError> {
+        self.config_for(env, false)
+    }
+
+    fn config_for(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        resolve_target: bool,
+    ) -> Result<(LoadConfig, Option<AgentPlan>), UsageError> {
+        let agent = self.agents.to_plan(env)?;
+        let mut cfg = self.load_config(resolve_target)?;
+        if let Some(plan) = &agent {
+            let share = &plan.share;
+            if share.part(cfg.connections as u64) == 0 {
+                return Err(UsageError(format!(
+                    "-c/--connections {}: too few for {} agents (weights {:?}); each needs at least one",
+                    cfg.connections,
+                    share.of(),
+                    share.weights
+                )));
+            }
+            if cfg.model == LoadModel::Closed && cfg.requests.is_some_and(|n| share.part(n) == 0) {
+                return Err(UsageError(format!(
+                    "-n/--requests: too few for {} agents; each needs at least one",
+                    share.of()
+                )));
+            }
+            let threads = self.threads.unwrap_or(cfg.threads.max(1));
+            cfg.threads = threads
+                .min(share.part(cfg.connections as u64) as usize)
+                .max(1);
+            cfg.agent = Some(plan.share.clone());
+        }
+        if let Some(name) = &self.agents.seq_header {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(UsageError(format!(
+                    "--seq-header `{name}`: not a header name"
+                )));
+            }
+            if cfg.model == LoadModel::Closed {
+                return Err(UsageError(
+                    "--seq-header numbers the open-loop schedule: give -r/--rate".into(),
+                ));
+            }
+            if cfg.proto == Proto::H2cUpgrade {
+                return Err(UsageError(
+                    "--seq-header cannot ride the h2c upgrade request: use --proto h2c".into(),
+                ));
+            }
+            cfg.seq_header = Some(name.to_ascii_lowercase());
+        }
+        Ok((cfg, agent))
+    }
+
+    fn load_config(&self, resolve_target: bool) -> Result<LoadConfig, UsageError> {
         let (origin, first_path) = parse_origin(&self.urls[0])?;
         let mut targets = vec![Target::path(first_path)];
         for more in &self.urls[1..] {
@@ -169,7 +245,11 @@ impl LoadArgs {
             }
             targets.push(Target::path(path));
         }
-        let addr = resolve(&self.urls[0], &origin)?;
+        let addr = if resolve_target {
+            resolve(&self.urls[0], &origin)?
+        } else {
+            std::net::SocketAddr::from(([0, 0, 0, 0], origin.port))
+        };
         if self.connections == 0 {
             return Err(UsageError("-c/--connections must be at least 1".into()));
         }
@@ -286,17 +366,31 @@ impl LoadArgs {
             keep_alive: true,
             pipelining: false,
             tls_resumption: false,
+            agent: None,
+            seq_header: None,
+            start_at: None,
         })
     }
 }
 
 /// Runs `h2lab load`: the exit code, or an error for `main` to report.
 pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.to_config()?;
+    let (mut cfg, agent) = args.to_config_with(|k| std::env::var(k).ok())?;
+    let agreed = match &agent {
+        Some(plan) => match plan.start.agree(plan.share.index, plan.share.of()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("h2lab: error: {e}");
+                return Ok(ExitCode::from(crate::agents::LATE_EXIT));
+            }
+        },
+        None => None,
+    };
+    cfg.start_at = agreed.as_ref().map(|a| a.t0);
     let sigint = Arc::new(AtomicBool::new(false));
     let sigterm = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
-        connections: cfg.connections,
+        connections: cfg.own_connections(),
         ..Shared::default()
     });
     // Both signals stop the run; which one decides the exit code.
@@ -310,6 +404,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     let live = Live::new(args.quiet);
     let watch_shared = shared.clone();
+    let reached = std::time::SystemTime::now();
     let run = load::run(&cfg, shared, |p| {
         if stop.load(Ordering::Relaxed) {
             watch_shared.stop.store(true, Ordering::Relaxed);
@@ -317,7 +412,10 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         live.update(p);
     })?;
     live.finish();
-    let result = output::result::build(&cfg, &run);
+    let mut result = output::result::build(&cfg, &run);
+    if let (Some(plan), Some(agreed)) = (&agent, &agreed) {
+        result.agent = Some(crate::agents::record(&plan.share, agreed, reached));
+    }
     if let Some(path) = &args.json {
         output::atomic_write(path, |w| {
             serde_json::to_writer_pretty(&mut *w, &result).map_err(std::io::Error::other)?;
@@ -330,6 +428,19 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write --hlog {}", path.display()))?;
     }
     print_out(&output::summary::render(&result));
+    if let Some(AgentPlan {
+        results: Some(to),
+        share,
+        ..
+    }) = &agent
+    {
+        let files = crate::agents::files(&result, &run)?;
+        match to {
+            ResultsTo::Stdout => crate::agents::print_frames(share, &files),
+            ResultsTo::Dir(root) => crate::agents::write_files(root, share, &files)
+                .with_context(|| format!("--results {}", root.display()))?,
+        }
+    }
     Ok(if sigint.load(Ordering::Relaxed) {
         ExitCode::from(130)
     } else if sigterm.load(Ordering::Relaxed) {

@@ -1,13 +1,16 @@
 //! Command-line interface: one file per subcommand. Flags become validated plain data
 //! here, once.
 
+pub mod agent;
 pub mod attack;
 pub mod compare;
 pub mod conform;
 pub mod doctor;
 pub mod gate;
+pub mod k8s;
 pub mod load;
 pub mod matrix;
+pub mod merge;
 pub mod probe;
 pub mod report;
 pub mod run;
@@ -73,6 +76,15 @@ pub enum Command {
     /// installed; with a scenario, also the app command it would run and whether its
     /// program is found.
     Doctor(doctor::DoctorArgs),
+    /// Merge the results of distributed agents (`h2lab load --agent I/N`): histograms
+    /// summed bucket by bucket per interval and in total, counts and errors summed; writes
+    /// one results directory that report, compare and gate take, plus the per-agent table
+    /// (exit 2 when the agents' results do not belong together).
+    Merge(merge::MergeArgs),
+    /// Run the generator as a Kubernetes Indexed Job: `render` writes the Job, its
+    /// headless Service and each pod's environment; `collect` gathers the agents' results
+    /// (from `kubectl logs` or a shared volume) and merges them.
+    K8s(k8s::K8sArgs),
 }
 
 /// Bad flags or inputs: exit code 2, message names the flag.

@@ -332,7 +332,7 @@ fn integer(block: &mut &[u8], n: u8) -> Result<usize, DecodeError> {
 /// Appends a field as "literal without indexing" (RFC 7541 §6.2.2), with the name from
 /// the static table when it is there. Nothing enters the server's dynamic table, so the
 /// block can be sent on any connection, any number of times.
-fn put_literal(out: &mut Vec<u8>, name: &str, value: &str) {
+pub fn put_literal(out: &mut Vec<u8>, name: &str, value: &str) {
     match STATIC.iter().position(|(n, _)| *n == name) {
         Some(i) => put_integer(out, 0, 4, i + 1),
         None => {

@@ -28,8 +28,9 @@ use crate::record::hlog::TimedInterval;
 use crate::record::{Interval, IntervalPool, Recorder};
 use crate::tls::{ClientTls, TlsConfigError};
 use conn::{ConnCtx, Negotiation};
+use schedule::{Schedule, Stripe};
 use seconds::Seconds;
-use source::{Phases, Source};
+use source::{OpenPart, Phases, Source};
 
 /// Flags and counters shared by all workers.
 #[derive(Debug, Default)]
@@ -163,6 +164,27 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// When the schedule starts, on the monotonic clock and on the wall clock of the
+/// measured phase's start: the shared `start_at` when agents share the load (in the past
+/// when this agent starts late: its overdue requests go at once, measured from their
+/// intended times), else in 20 ms.
+fn start_times(cfg: &LoadConfig) -> (Instant, SystemTime) {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match cfg.start_at {
+        Some(t0) => {
+            let start = match t0.duration_since(wall) {
+                Ok(ahead) => now + ahead,
+                Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+            };
+            (start, t0 + cfg.warmup)
+        }
+        None => {
+            let lead = Duration::from_millis(20);
+            (now + lead, wall + lead + cfg.warmup)
+        }
+    }
+}
+
 fn split(total: usize, parts: usize, i: usize) -> usize {
     total / parts + usize::from(i < total % parts)
 }
@@ -171,7 +193,7 @@ fn split(total: usize, parts: usize, i: usize) -> usize {
 /// the caller shares, such as the signal handlers').
 pub fn run_until(cfg: &LoadConfig, stop: &AtomicBool) -> Result<RunOutput, LoadError> {
     let shared = Arc::new(Shared {
-        connections: cfg.connections,
+        connections: cfg.own_connections(),
         ..Shared::default()
     });
     let watch = shared.clone();
@@ -192,8 +214,9 @@ pub fn run(
     let tls = cfg.tls.as_ref().map(ClientTls::build).transpose()?;
     let requests = request::prepare(cfg).map_err(LoadError::Request)?;
     let io_engine = uring::choose(cfg).map_err(LoadError::Engine)?;
-    let threads = cfg.threads.max(1).min(cfg.connections.max(1));
-    let start = Instant::now() + Duration::from_millis(20);
+    let connections = cfg.own_connections();
+    let threads = cfg.threads.max(1).min(connections.max(1));
+    let (start, started) = start_times(cfg);
     let phases = Phases {
         start,
         measure: start + cfg.warmup,
@@ -202,16 +225,31 @@ pub fn run(
     let cfg = Arc::new(cfg.clone());
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::new();
+    let stripe = match &cfg.agent {
+        Some(a) => Stripe::weighted(&a.weights, a.index),
+        None => Stripe::whole(),
+    };
+    // Closed loop: this agent's part of -n. Open loop: -n bounds the global indices.
+    let closed_budget = cfg.requests.map(|n| match &cfg.agent {
+        Some(a) => a.part(n),
+        None => n,
+    });
     for i in 0..threads {
         let plan = WorkerPlan {
             index: i,
             cfg: cfg.clone(),
             tls: tls.clone(),
             requests: requests.clone(),
-            connections: split(cfg.connections, threads, i),
-            budget: cfg.requests.map(|n| split(n as usize, threads, i) as u64),
-            rate: match cfg.model {
-                LoadModel::Open { rate } => Some(rate / threads as f64),
+            connections: split(connections, threads, i),
+            budget: closed_budget.map(|n| split(n as usize, threads, i) as u64),
+            open: match cfg.model {
+                LoadModel::Open { rate } => Some(OpenPart {
+                    rate,
+                    stripe: stripe.split(threads, i),
+                    limit: cfg.requests.map(|n| {
+                        Schedule::new(phases.start, rate).first_global_at(phases.measure) + n
+                    }),
+                }),
                 LoadModel::Closed => None,
             },
             phases,
@@ -229,7 +267,6 @@ pub fn run(
 
     let cpu_start = cpu_seconds();
     let wall_start = Instant::now();
-    let started = SystemTime::now() + cfg.warmup + Duration::from_millis(20);
     let mut seconds = Seconds::new(threads, &shared.pool);
     let mut warmup = Interval::default();
     let mut negotiated = BTreeMap::new();
@@ -339,7 +376,8 @@ struct WorkerPlan {
     requests: Vec<request::Prepared>,
     connections: usize,
     budget: Option<u64>,
-    rate: Option<f64>,
+    /// Open loop: this worker's part of the schedule.
+    open: Option<OpenPart>,
     phases: Phases,
     shared: Arc<Shared>,
     /// Run on the io_uring engine (HTTP/1.1 over cleartext TCP).
@@ -349,8 +387,8 @@ struct WorkerPlan {
 impl WorkerPlan {
     /// This worker's request source: open loop at its share of the rate, or closed.
     fn source(&self) -> Rc<Source> {
-        match self.rate {
-            Some(_) => Source::open(self.phases, self.shared.clone(), self.budget),
+        match &self.open {
+            Some(part) => Source::open(self.phases, self.shared.clone(), part.clone()),
             None => Source::closed(self.phases, self.shared.clone(), self.budget),
         }
     }
@@ -403,8 +441,8 @@ fn worker(plan: WorkerPlan, tx: mpsc::Sender<Report>) {
             room: RefCell::new(room::Room::new(plan.phases.start)),
         });
         tokio::time::sleep_until(plan.phases.start.into()).await;
-        if let Some(rate) = plan.rate {
-            tokio::task::spawn_local(source.clone().generate(rate));
+        if plan.open.is_some() {
+            tokio::task::spawn_local(source.clone().generate());
         }
         // Hand over one interval per second of the measured phase.
         let flusher = {

@@ -18,6 +18,26 @@ pub struct Prepared {
     pub body: Bytes,
     /// Whether the response to this request has no body (HEAD).
     pub head: bool,
+    /// Where the blank line ending the HTTP/1.1 head starts in `h1`.
+    h1_head_end: usize,
+}
+
+impl Prepared {
+    /// The HTTP/1.1 request with one more header, `name: value`, at the end of its head.
+    pub fn h1_with(&self, name: &str, value: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.h1.len() + name.len() + 24);
+        out.extend_from_slice(&self.h1[..self.h1_head_end]);
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        out.extend_from_slice(&self.h1[self.h1_head_end..]);
+        out
+    }
+
+    /// The HTTP/2 header block with one more field, `name: value`, at its end.
+    pub fn h2_block_with(&self, name: &str, value: u64) -> Vec<u8> {
+        let mut out = self.h2_block.to_vec();
+        crate::h2wire::hpack::put_literal(&mut out, name, &value.to_string());
+        out
+    }
 }
 
 /// Headers of one request: h2lab's User-Agent unless a header replaces it, then the
@@ -112,6 +132,7 @@ fn prepare_one(cfg: &LoadConfig, t: &crate::model::Target) -> Result<Prepared, S
         h1.push_str(&format!("content-length: {}\r\n", body.len()));
         h2_headers.push(("content-length".into(), body.len().to_string()));
     }
+    let h1_head_end = h1.len();
     h1.push_str("\r\n");
     let mut bytes = h1.into_bytes();
     bytes.extend_from_slice(&body);
@@ -132,12 +153,38 @@ fn prepare_one(cfg: &LoadConfig, t: &crate::model::Target) -> Result<Prepared, S
         path,
         body,
         head: method == http::Method::HEAD,
+        h1_head_end,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::weighted_order;
+
+    #[test]
+    fn a_sequence_header_joins_the_head_and_the_block() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "h2lab",
+            "load",
+            "http://127.0.0.1:1/p",
+            "--body",
+            "xy",
+        ])
+        .unwrap();
+        let crate::cli::Command::Load(args) = cli.command else {
+            unreachable!()
+        };
+        let r = &super::prepare(&args.to_config().unwrap()).unwrap()[0];
+        let h1 = String::from_utf8(r.h1_with("x-seq", 42)).unwrap();
+        assert!(
+            h1.ends_with("content-length: 2\r\nx-seq: 42\r\n\r\nxy"),
+            "{h1}"
+        );
+        let block = r.h2_block_with("x-seq", 42);
+        assert!(block.starts_with(&r.h2_block));
+        assert_eq!(block[r.h2_block.len()..], *b"\x00\x05x-seq\x0242");
+    }
 
     #[test]
     fn weighted_order_is_smooth_and_keeps_each_share() {

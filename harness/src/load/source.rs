@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::schedule::Schedule;
+use super::schedule::{Schedule, Stripe};
 use super::timer::PreciseTimer;
 use super::Shared;
 
@@ -22,6 +22,9 @@ pub struct Ticket {
     pub intended: Instant,
     /// Whether it belongs to the warmup phase.
     pub warmup: bool,
+    /// Its global index in the open-loop schedule of the whole load (all agents and
+    /// workers); 0 in a closed loop.
+    pub seq: u64,
 }
 
 /// The answer to "what next?".
@@ -54,7 +57,20 @@ pub struct Source {
     open: Option<OpenQueue>,
 }
 
+/// What an open-loop source sends: its stripe of the whole schedule, up to a global
+/// index when the load is bounded by a request count.
+#[derive(Debug, Clone)]
+pub struct OpenPart {
+    /// The whole load's rate.
+    pub rate: f64,
+    /// This worker's share of the global indices.
+    pub stripe: Stripe,
+    /// Global indices from this one on are not sent (`-n` after the warmup).
+    pub limit: Option<u64>,
+}
+
 struct OpenQueue {
+    part: OpenPart,
     queue: RefCell<VecDeque<Ticket>>,
     notify: Notify,
     done: Cell<bool>,
@@ -72,12 +88,13 @@ impl Source {
     }
 
     /// An open-loop source; run [`Source::generate`] beside the connections.
-    pub fn open(phases: Phases, shared: Arc<Shared>, budget: Option<u64>) -> Rc<Source> {
+    pub fn open(phases: Phases, shared: Arc<Shared>, part: OpenPart) -> Rc<Source> {
         Rc::new(Source {
             phases,
             shared,
-            remaining: Cell::new(budget.unwrap_or(u64::MAX)),
+            remaining: Cell::new(u64::MAX),
             open: Some(OpenQueue {
+                part,
                 queue: RefCell::new(VecDeque::new()),
                 notify: Notify::new(),
                 done: Cell::new(false),
@@ -108,6 +125,7 @@ impl Source {
                 Next::Go(Ticket {
                     intended: now,
                     warmup,
+                    seq: 0,
                 })
             }
             Some(q) => {
@@ -176,11 +194,14 @@ impl Source {
                 break 'fill true;
             }
             loop {
-                let intended = schedule.at(*next);
+                let seq = schedule.global(*next);
+                let intended = schedule.at_global(seq);
                 if intended > now {
                     break 'fill false;
                 }
-                if self.phases.end.is_some_and(|e| intended >= e) {
+                if self.phases.end.is_some_and(|e| intended >= e)
+                    || q.part.limit.is_some_and(|l| seq >= l)
+                {
                     break 'fill true;
                 }
                 let warmup = intended < self.phases.measure;
@@ -191,7 +212,11 @@ impl Source {
                     }
                     self.remaining.set(left - 1);
                 }
-                q.queue.borrow_mut().push_back(Ticket { intended, warmup });
+                q.queue.borrow_mut().push_back(Ticket {
+                    intended,
+                    warmup,
+                    seq,
+                });
                 *next += 1;
                 pushed += 1;
             }
@@ -203,17 +228,23 @@ impl Source {
         (pushed, Some(schedule.at(*next)))
     }
 
-    /// The open-loop schedule of this worker at `rate`.
-    pub fn schedule(&self, rate: f64) -> Schedule {
-        Schedule::new(self.phases.start, rate)
+    /// The open-loop schedule of this worker (None in a closed loop).
+    pub fn schedule(&self) -> Option<Schedule> {
+        let q = self.open.as_ref()?;
+        Some(Schedule::striped(
+            self.phases.start,
+            q.part.rate,
+            q.part.stripe.clone(),
+        ))
     }
 
-    /// Fills the open-loop queue from the schedule at `rate` until the end, the budget
-    /// or a stop. Wakes at the next intended time (precise timer, 50 us floor) and
-    /// enqueues everything due, each with its own intended time.
-    pub async fn generate(self: Rc<Self>, rate: f64) {
-        let Some(q) = &self.open else { return };
-        let schedule = self.schedule(rate);
+    /// Fills the open-loop queue from the schedule until the end, the budget or a stop.
+    /// Wakes at the next intended time (precise timer, 50 us floor) and enqueues
+    /// everything due, each with its own intended time.
+    pub async fn generate(self: Rc<Self>) {
+        let (Some(q), Some(schedule)) = (&self.open, self.schedule()) else {
+            return;
+        };
         let mut timer = PreciseTimer::new();
         let mut next = 0u64;
         loop {

@@ -110,6 +110,47 @@ pub enum LoadModel {
     },
 }
 
+/// One agent's part of a load that several generators share (`--agent I/N`): the
+/// numbers of [`LoadConfig`] stay the whole load's, and each agent takes its part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentShare {
+    /// This agent's index, 0-based.
+    pub index: usize,
+    /// Weights of all agents (all 1 unless `--agent-weights`); its length is the count.
+    pub weights: Vec<u32>,
+}
+
+impl AgentShare {
+    /// How many agents share the load.
+    pub fn of(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// This agent's part of an integer quantity (connections, a closed loop's requests):
+    /// proportional to its weight, largest remainders rounded up, so that the parts of
+    /// all agents add up to `total`.
+    pub fn part(&self, total: u64) -> u64 {
+        let w: Vec<u128> = self.weights.iter().map(|&w| u128::from(w)).collect();
+        let sum: u128 = w.iter().sum();
+        let total = u128::from(total);
+        let floor: Vec<u128> = w.iter().map(|wi| total * wi / sum).collect();
+        let mut left = total - floor.iter().sum::<u128>();
+        let mut by_remainder: Vec<usize> = (0..w.len()).collect();
+        by_remainder.sort_by_key(|&i| (std::cmp::Reverse(total * w[i] % sum), i));
+        let mut part = floor[self.index];
+        for &i in &by_remainder {
+            if left == 0 {
+                break;
+            }
+            left -= 1;
+            if i == self.index {
+                part += 1;
+            }
+        }
+        part as u64
+    }
+}
+
 /// Everything the load engine needs, validated.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadConfig {
@@ -169,6 +210,23 @@ pub struct LoadConfig {
     pub pipelining: bool,
     /// TLS session resumption (never: every connection does a full handshake).
     pub tls_resumption: bool,
+    /// This generator's part when several share the load (None: all of it).
+    pub agent: Option<AgentShare>,
+    /// Header carrying each request's global index in the open-loop schedule.
+    pub seq_header: Option<String>,
+    /// Wall-clock start of the schedule shared by every agent (None: now).
+    #[serde(skip)]
+    pub start_at: Option<std::time::SystemTime>,
+}
+
+impl LoadConfig {
+    /// Connections this generator opens: its agent's part of `connections`.
+    pub fn own_connections(&self) -> usize {
+        match &self.agent {
+            Some(a) => a.part(self.connections as u64) as usize,
+            None => self.connections,
+        }
+    }
 }
 
 mod humantime_serde {
@@ -200,4 +258,49 @@ mod humantime_serde_opt {
 /// flight.
 pub fn default_batch(streams: usize) -> usize {
     (streams / 2).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AgentShare;
+
+    #[test]
+    fn agents_parts_add_up_in_proportion() {
+        for weights in [
+            vec![1, 1, 1],
+            vec![2, 1, 1],
+            vec![5, 3, 2],
+            vec![1, 7],
+            vec![1; 8],
+        ] {
+            for total in [0u64, 1, 2, 3, 7, 16, 100, 1001] {
+                let parts: Vec<u64> = (0..weights.len())
+                    .map(|index| {
+                        AgentShare {
+                            index,
+                            weights: weights.clone(),
+                        }
+                        .part(total)
+                    })
+                    .collect();
+                assert_eq!(parts.iter().sum::<u64>(), total, "{weights:?} {total}");
+                let sum: u32 = weights.iter().sum();
+                for (p, w) in parts.iter().zip(&weights) {
+                    let exact = total as f64 * f64::from(*w) / f64::from(sum);
+                    assert!(
+                        (*p as f64 - exact).abs() < 1.0,
+                        "{weights:?} {total}: {parts:?}"
+                    );
+                }
+            }
+        }
+        let equal = |index, total| {
+            AgentShare {
+                index,
+                weights: vec![1, 1, 1],
+            }
+            .part(total)
+        };
+        assert_eq!([equal(0, 16), equal(1, 16), equal(2, 16)], [6, 5, 5]);
+    }
 }

@@ -5,6 +5,8 @@ pub mod config;
 pub mod plan;
 pub mod result;
 
-pub use config::{IoEngine, LoadConfig, LoadModel, Proto, Target, TlsClientConfig, TlsClientStack};
+pub use config::{
+    AgentShare, IoEngine, LoadConfig, LoadModel, Proto, Target, TlsClientConfig, TlsClientStack,
+};
 pub use plan::{Cell, CellLoad, CellRequest, Offer, Plan, ServerTls, Topology};
 pub use result::{Percentiles, ResultV1, RESULT_SCHEMA};

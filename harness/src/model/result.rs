@@ -178,4 +178,59 @@ pub struct ResultV1 {
     pub warmup: Warmup,
     /// The effective configuration.
     pub config: serde_json::Value,
+    /// This generator's part when agents shared the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRecord>,
+    /// A merged result (`h2lab merge`): every agent's line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentRow>,
+}
+
+/// What one agent of a shared load recorded about its part (`h2lab load --agent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Its index, 0-based.
+    pub index: usize,
+    /// How many agents shared the load.
+    pub of: usize,
+    /// Every agent's weight.
+    pub weights: Vec<u32>,
+    /// T0 on its clock, RFC 3339 with nanoseconds.
+    pub t0: String,
+    /// T0 as Unix seconds.
+    pub t0_unix_s: f64,
+    /// How the start was agreed: `at` (a time in the spec), `release` (from agent 0) or
+    /// `now` (a lone agent).
+    pub start: String,
+    /// How late it reached T0, in seconds (negative: it waited for it).
+    pub late_s: f64,
+    /// With a release: agent 0's T0 minus this agent's, seconds.
+    pub offset_s: f64,
+    /// The host it ran on.
+    pub host: String,
+}
+
+/// One agent's line in a merged result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentRow {
+    /// The agent, as it recorded itself.
+    pub agent: AgentRecord,
+    /// Where its files were read from.
+    pub source: String,
+    /// Its requests.
+    pub requests: u64,
+    /// Answered.
+    pub ok: u64,
+    /// Failed.
+    pub errors: u64,
+    /// Its achieved rate.
+    pub rps: f64,
+    /// Its part of the target rate (open loop).
+    pub target_rps: Option<f64>,
+    /// Its latency percentiles.
+    pub latency_us: Percentiles,
+    /// Its generator's CPU share.
+    pub generator_cpu: f64,
+    /// Whether its generator was the bottleneck.
+    pub generator_bound: bool,
 }

@@ -20,8 +20,12 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
     } else {
         0.0
     };
+    // An agent's target is its part of the rate.
+    let share = cfg.agent.as_ref().map_or(1.0, |a| {
+        f64::from(a.weights[a.index]) / f64::from(a.weights.iter().sum::<u32>())
+    });
     let target = match cfg.model {
-        LoadModel::Open { rate } => Some(rate),
+        LoadModel::Open { rate } => Some(rate * share),
         LoadModel::Closed => None,
     };
     let lag = Percentiles::of(t.get(Kind::SchedulerLag));
@@ -112,6 +116,8 @@ pub fn build(cfg: &LoadConfig, run: &RunOutput) -> ResultV1 {
             errors: run.warmup.failed,
         },
         config: serde_json::to_value(cfg).expect("config serialises"),
+        agent: None,
+        agents: Vec::new(),
     }
 }
 

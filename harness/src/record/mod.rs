@@ -65,6 +65,11 @@ impl Kind {
         }
     }
 
+    /// The kind logged under `tag`.
+    pub fn from_tag(tag: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -117,6 +122,11 @@ impl Interval {
     /// The histogram of `kind`.
     pub fn get(&self, kind: Kind) -> &Histogram<u64> {
         &self.hist[kind.index()]
+    }
+
+    /// The histogram of `kind`, to add into.
+    pub fn get_mut(&mut self, kind: Kind) -> &mut Histogram<u64> {
+        &mut self.hist[kind.index()]
     }
 
     fn record(&mut self, kind: Kind, d: Duration) {

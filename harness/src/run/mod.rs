@@ -240,6 +240,9 @@ pub fn load_config(
         keep_alive: true,
         pipelining: false,
         tls_resumption: false,
+        agent: None,
+        seq_header: None,
+        start_at: None,
     })
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use h2lab_common::launch::{self, RunningServer};
 
+pub mod netns;
+
 /// Starts `sut` with `args` and waits until it listens.
 pub fn sut(args: &[&str]) -> RunningServer {
     let bin = launch::locate_sut()

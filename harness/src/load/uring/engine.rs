@@ -122,6 +122,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
             ticket: Ticket {
                 intended: start,
                 warmup: true,
+                seq: 0,
             },
             ready: start,
             sent: start,
@@ -143,7 +144,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         shared: plan.shared.clone(),
         reports: tx.clone(),
         addr: plan.cfg.addr,
-        open_loop: plan.rate.is_some(),
+        open_loop: plan.open.is_some(),
         idle: Vec::new(),
         down: (0..plan.connections as u32).rev().collect(),
         active: plan.connections,
@@ -154,9 +155,9 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
     let timeout = plan.cfg.timeout;
     // Timeouts are enforced within 1% of their length (and 100 ms).
     let scan_every = (timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(100));
-    let schedule = plan.rate.map(|r| source.schedule(r));
+    let schedule = source.schedule();
     let mut next_ticket = 0u64;
-    let mut next_due = schedule.map(|_| start);
+    let mut next_due = schedule.as_ref().map(|_| start);
     let mut interval = 0u64;
     let mut next_flush = plan.phases.measure + Duration::from_secs(1);
     std::thread::sleep(start.saturating_duration_since(Instant::now()));

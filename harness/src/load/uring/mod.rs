@@ -16,6 +16,9 @@ pub fn unavailable(cfg: &LoadConfig) -> Option<String> {
     if cfg.tls.is_some() || !matches!(cfg.proto, Proto::Auto | Proto::H1) {
         return Some("it runs HTTP/1.1 over cleartext TCP only".into());
     }
+    if cfg.seq_header.is_some() {
+        return Some("its requests are encoded once, so they cannot carry --seq-header".into());
+    }
     Ring::new(1, cfg.addr, cfg.timeout, Vec::new())
         .err()
         .map(|e| format!("io_uring is not available here: {e}"))
