@@ -64,7 +64,7 @@ impl<H: Handler> WorkerCtx<H> {
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(limits.max_streams)
-            .max_header_list_size(limits.max_header_bytes as u32)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             // Large windows: the h2 defaults make large bodies several times slower.
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(4 << 20)
