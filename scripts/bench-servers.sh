@@ -8,11 +8,12 @@
 # shares core 0 with h2load, identically for every proxy). Prints requests/s and the ratio
 # of sut to its peer, and also requests per server CPU-second (the client core can be
 # the limit with h1, where requests/s then ties):
-#   edge:  sut edge vs nginx (1 worker, same 13-byte response)
-#          h1 cleartext, 64 connections; h2 over TLS (ECDSA P-256), 16 connections x 16 streams
+#   edge:  sut edge vs nginx and h2o (1 worker, same 13-byte response; h2o serves it as a
+#          static file) h1 cleartext, 64 connections; h2c and h2 over TLS (ECDSA P-256),
+#          16 connections x 16 streams (nginx 1.22 cannot serve h1 and h2c on one port)
 #   proxy: sut proxy vs nginx and HAProxy over the same backend, TLS at the edge,
 #          h1 64 connections and h2 16x16
-# Needs: nginx, haproxy, h2load (scripts/setup.sh), taskset, perl, openssl.
+# Needs: nginx, haproxy, h2o, h2load (scripts/setup.sh), taskset, perl, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -20,7 +21,7 @@ WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 
-for tool in h2load nginx haproxy taskset openssl perl; do
+for tool in h2load nginx haproxy h2o taskset openssl perl; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {
     echo "bench-servers: $tool is missing (run scripts/setup.sh)" >&2; exit 2; }
 done
@@ -131,7 +132,8 @@ H2=(-c 16 -m 16 -t 1)
 declare -A R
 
 if [ "$ONLY" != proxy ]; then
-echo "== edge: sut edge vs nginx (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s) =="
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, kernel $(uname -r); h2o $(h2o --version 2>/dev/null | sed -n 's/^h2o version //p' | head -1)"
+echo "== edge: sut edge vs nginx and h2o (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s) =="
 for stack in rustls openssl; do
   start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn --tls "$stack" --cert "$work/cert.pem" --key "$work/key.pem"
   server_load "edge_h2_$stack" "https://$addr/plaintext" "${H2[@]}"
@@ -139,6 +141,7 @@ for stack in rustls openssl; do
 done
 start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn
 server_load edge_h1 "http://$addr/plaintext" "${H1[@]}"
+server_load edge_h2c "http://$addr/plaintext" "${H2[@]}"
 stop_all
 
 p_tls=$(free_port); p_clear=$(free_port)
@@ -152,13 +155,29 @@ server_load nginx_h1 "http://127.0.0.1:$p_clear/plaintext" "${H1[@]}"
 server_load nginx_h2 "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}"
 stop_all
 
+p_tls=$(free_port); p_clear=$(free_port)
+mkdir -p "$work/h2o/www"; chmod 755 "$work/h2o" "$work/h2o/www"
+printf 'Hello, World!' > "$work/h2o/www/plaintext"
+h2o_user=""; [ "$(id -u)" = 0 ] && h2o_user="user: nobody"
+render servers-under-test/templates/h2o-static.conf "$work/h2o/h2o.conf" \
+  dir="$work/h2o" workers=1 user="$h2o_user" port_tls="$p_tls" port_clear="$p_clear" \
+  chain="$work/cert.pem" key="$work/key.pem"
+chmod 644 "$work/key.pem"
+start_pinned h2o -c "$work/h2o/h2o.conf"
+wait_port "$p_tls"
+server_load h2o_h2c "http://127.0.0.1:$p_clear/plaintext" "${H2[@]}"
+server_load h2o_h2 "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}"
+stop_all
+
 edge_table() { # R or P (requests/s or requests per server CPU-second)
   local -n T=$1
   local stack
-  printf '%-34s %10s %10s %8s\n' workload sut nginx ratio
-  printf '%-34s %10s %10s %8s\n' "h1 cleartext 64 conns" "${T[edge_h1]}" "${T[nginx_h1]}" "$(ratio "${T[edge_h1]}" "${T[nginx_h1]}")"
+  printf '%-30s %10s %10s %10s %9s %9s\n' workload sut nginx h2o sut/nginx sut/h2o
+  printf '%-30s %10s %10s %10s %9s %9s\n' "h1 cleartext 64 conns" "${T[edge_h1]}" "${T[nginx_h1]}" - "$(ratio "${T[edge_h1]}" "${T[nginx_h1]}")" -
+  printf '%-30s %10s %10s %10s %9s %9s\n' "h2c 16x16" "${T[edge_h2c]}" - "${T[h2o_h2c]}" - "$(ratio "${T[edge_h2c]}" "${T[h2o_h2c]}")"
   for stack in rustls openssl; do
-    printf '%-34s %10s %10s %8s\n' "h2 TLS 16x16 (sut $stack)" "${T[edge_h2_$stack]}" "${T[nginx_h2]}" "$(ratio "${T[edge_h2_$stack]}" "${T[nginx_h2]}")"
+    printf '%-30s %10s %10s %10s %9s %9s\n' "h2 TLS 16x16 (sut $stack)" "${T[edge_h2_$stack]}" "${T[nginx_h2]}" "${T[h2o_h2]}" \
+      "$(ratio "${T[edge_h2_$stack]}" "${T[nginx_h2]}")" "$(ratio "${T[edge_h2_$stack]}" "${T[h2o_h2]}")"
   done
 }
 edge_table R

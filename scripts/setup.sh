@@ -7,8 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Pinned: scripts/bench-servers.sh quotes its figures against this build.
+H2O_VERSION=2.2.5+dfsg2-7
 packages=(
   nginx-light apache2 haproxy   # real reverse proxies under test
+  "h2o=${H2O_VERSION}"          # the fastest open-source HTTP/2 server: the edge's peer
   curl nghttp2-client wrk       # independent clients and peer load generators
   openssl ca-certificates       # s_client cross-checks, CA tooling
   procps psmisc                 # ps / pgrep / fuser used by the leak checks
@@ -18,7 +21,10 @@ packages=(
 
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+  name=${p%%=*}
+  want=${p#*=}; [ "$want" = "$p" ] && want=""
+  if ! dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q 'install ok installed' ||
+     { [ -n "$want" ] && [ "$(dpkg-query -W -f='${Version}' "$name")" != "$want" ]; }; then
     missing+=("$p")
   fi
 done
@@ -65,7 +71,7 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the proxies as system services on install; the lab runs its own instances
 # on OS-chosen ports, so the system ones are stopped to keep port 80 and the CPU free.
-for svc in nginx apache2 haproxy; do
+for svc in nginx apache2 haproxy h2o; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $sudo systemctl stop "$svc" || true
   fi
