@@ -1,5 +1,6 @@
-//! HPACK integer encoding (RFC 7541 §5.1), for the header blocks both binaries write by
-//! hand: the load client's request blocks and the h2c upgrade's replayed request.
+//! HPACK (RFC 7541) pieces both binaries use: integers (§5.1) and the static table, for
+//! the header blocks written and read by hand: the load client's requests, the h2c
+//! upgrade's replayed request, the lab HTTP/2 engine's requests and responses.
 
 /// Appends `value` as an HPACK integer with an `n`-bit prefix; `flags` fill the first
 /// byte's bits above the prefix.
@@ -16,6 +17,95 @@ pub fn put_integer(out: &mut Vec<u8>, flags: u8, n: u8, mut value: usize) {
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+/// The static table (RFC 7541 Appendix A): names and values.
+pub const STATIC: [(&str, &str); 61] = [
+    (":authority", ""),
+    (":method", "GET"),
+    (":method", "POST"),
+    (":path", "/"),
+    (":path", "/index.html"),
+    (":scheme", "http"),
+    (":scheme", "https"),
+    (":status", "200"),
+    (":status", "204"),
+    (":status", "206"),
+    (":status", "304"),
+    (":status", "400"),
+    (":status", "404"),
+    (":status", "500"),
+    ("accept-charset", ""),
+    ("accept-encoding", "gzip, deflate"),
+    ("accept-language", ""),
+    ("accept-ranges", ""),
+    ("accept", ""),
+    ("access-control-allow-origin", ""),
+    ("age", ""),
+    ("allow", ""),
+    ("authorization", ""),
+    ("cache-control", ""),
+    ("content-disposition", ""),
+    ("content-encoding", ""),
+    ("content-language", ""),
+    ("content-length", ""),
+    ("content-location", ""),
+    ("content-range", ""),
+    ("content-type", ""),
+    ("cookie", ""),
+    ("date", ""),
+    ("etag", ""),
+    ("expect", ""),
+    ("expires", ""),
+    ("from", ""),
+    ("host", ""),
+    ("if-match", ""),
+    ("if-modified-since", ""),
+    ("if-none-match", ""),
+    ("if-range", ""),
+    ("if-unmodified-since", ""),
+    ("last-modified", ""),
+    ("link", ""),
+    ("location", ""),
+    ("max-forwards", ""),
+    ("proxy-authenticate", ""),
+    ("proxy-authorization", ""),
+    ("range", ""),
+    ("referer", ""),
+    ("refresh", ""),
+    ("retry-after", ""),
+    ("server", ""),
+    ("set-cookie", ""),
+    ("strict-transport-security", ""),
+    ("transfer-encoding", ""),
+    ("user-agent", ""),
+    ("vary", ""),
+    ("via", ""),
+    ("www-authenticate", ""),
+];
+
+/// Reads an HPACK integer with an `n`-bit prefix (RFC 7541 §5.1).
+pub fn get_integer(block: &mut &[u8], n: u8) -> Result<usize, &'static str> {
+    let max = (1usize << n) - 1;
+    let (&first, mut rest) = block.split_first().ok_or("truncated")?;
+    let mut value = usize::from(first) & max;
+    if value == max {
+        let mut shift = 0;
+        loop {
+            let (&b, r) = rest.split_first().ok_or("truncated integer")?;
+            rest = r;
+            if shift > 28 {
+                return Err("integer overflow");
+            }
+            value += usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+    }
+    *block = rest;
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -12,6 +12,15 @@ pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Appends `NAME;dur=MS` (milliseconds, microsecond precision) for the time since `since`.
 pub fn append(headers: &mut HeaderMap, name: &'static str, since: Instant) {
+    let (buf, n) = format(name, since);
+    if let Ok(v) = HeaderValue::from_bytes(&buf[..n]) {
+        headers.append(SERVER_TIMING, v);
+    }
+}
+
+/// `NAME;dur=MS` for the time since `since`, in a buffer and its length, for engines
+/// that encode headers without a `HeaderMap`.
+pub fn format(name: &'static str, since: Instant) -> ([u8; 48], usize) {
     let us = since.elapsed().as_micros();
     // Formatted by hand: `format!` of a float costs several times this on the hot path.
     let mut buf = [0u8; 48];
@@ -46,9 +55,7 @@ pub fn append(headers: &mut HeaderMap, name: &'static str, since: Instant) {
     for i in (0..3).rev() {
         put(&[digits[i]]);
     }
-    if let Ok(v) = HeaderValue::from_bytes(&buf[..n]) {
-        headers.append(SERVER_TIMING, v);
-    }
+    (buf, n)
 }
 
 #[cfg(test)]

@@ -8,78 +8,17 @@
 use std::collections::VecDeque;
 
 use crate::server_timing::ServerTiming;
-use h2lab_common::hpack::put_integer;
+use h2lab_common::hpack::{get_integer, put_integer, STATIC};
+
+/// Reads an HPACK integer, as a decode error.
+fn integer(block: &mut &[u8], n: u8) -> Result<usize, DecodeError> {
+    get_integer(block, n).map_err(DecodeError)
+}
 
 /// Why a header block could not be decoded (a COMPRESSION_ERROR on the connection).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("HPACK: {0}")]
 pub struct DecodeError(pub &'static str);
-
-/// The static table (RFC 7541 Appendix A): name and value lengths; `:status` entries
-/// carry their status.
-const STATIC: [(&str, &str); 61] = [
-    (":authority", ""),
-    (":method", "GET"),
-    (":method", "POST"),
-    (":path", "/"),
-    (":path", "/index.html"),
-    (":scheme", "http"),
-    (":scheme", "https"),
-    (":status", "200"),
-    (":status", "204"),
-    (":status", "206"),
-    (":status", "304"),
-    (":status", "400"),
-    (":status", "404"),
-    (":status", "500"),
-    ("accept-charset", ""),
-    ("accept-encoding", "gzip, deflate"),
-    ("accept-language", ""),
-    ("accept-ranges", ""),
-    ("accept", ""),
-    ("access-control-allow-origin", ""),
-    ("age", ""),
-    ("allow", ""),
-    ("authorization", ""),
-    ("cache-control", ""),
-    ("content-disposition", ""),
-    ("content-encoding", ""),
-    ("content-language", ""),
-    ("content-length", ""),
-    ("content-location", ""),
-    ("content-range", ""),
-    ("content-type", ""),
-    ("cookie", ""),
-    ("date", ""),
-    ("etag", ""),
-    ("expect", ""),
-    ("expires", ""),
-    ("from", ""),
-    ("host", ""),
-    ("if-match", ""),
-    ("if-modified-since", ""),
-    ("if-none-match", ""),
-    ("if-range", ""),
-    ("if-unmodified-since", ""),
-    ("last-modified", ""),
-    ("link", ""),
-    ("location", ""),
-    ("max-forwards", ""),
-    ("proxy-authenticate", ""),
-    ("proxy-authorization", ""),
-    ("range", ""),
-    ("referer", ""),
-    ("refresh", ""),
-    ("retry-after", ""),
-    ("server", ""),
-    ("set-cookie", ""),
-    ("strict-transport-security", ""),
-    ("transfer-encoding", ""),
-    ("user-agent", ""),
-    ("vary", ""),
-    ("via", ""),
-    ("www-authenticate", ""),
-];
 
 /// [`STATIC`] as the decoder sees it, built once: responses index `:status 200` (8)
 /// nearly every time, and comparing names and parsing "200" per response is waste.
@@ -303,30 +242,6 @@ fn parse_status(v: &[u8]) -> Option<u16> {
         }
         _ => None,
     }
-}
-
-/// Reads an HPACK integer with an `n`-bit prefix (RFC 7541 §5.1).
-fn integer(block: &mut &[u8], n: u8) -> Result<usize, DecodeError> {
-    let max = (1usize << n) - 1;
-    let (&first, mut rest) = block.split_first().ok_or(DecodeError("truncated"))?;
-    let mut value = usize::from(first) & max;
-    if value == max {
-        let mut shift = 0;
-        loop {
-            let (&b, r) = rest.split_first().ok_or(DecodeError("truncated integer"))?;
-            rest = r;
-            if shift > 28 {
-                return Err(DecodeError("integer overflow"));
-            }
-            value += usize::from(b & 0x7f) << shift;
-            shift += 7;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-    }
-    *block = rest;
-    Ok(value)
 }
 
 /// Appends a field as "literal without indexing" (RFC 7541 §6.2.2), with the name from

@@ -242,6 +242,28 @@ impl App {
 }
 
 impl Handler for App {
+    fn quick(&self, method: &[u8], path: &[u8]) -> Option<crate::handler::Quick> {
+        let o = &self.opts;
+        if o.serial.is_some()
+            || o.extra_latency.is_some()
+            || o.stall.is_some()
+            || o.pairing_token.is_some()
+        {
+            return None;
+        }
+        if method != b"GET" && method != b"HEAD" {
+            return None;
+        }
+        let path = path.split(|&b| b == b'?').next().unwrap_or(path);
+        // The same answers as `route`'s for these paths.
+        let (content_type, body): (&'static str, &'static [u8]) = match path {
+            b"/plaintext" | b"/" => ("text/plain", b"Hello, World!"),
+            b"/json" => ("application/json", br#"{"message":"Hello, World!"}"#),
+            _ => return None,
+        };
+        Some(crate::handler::Quick { content_type, body })
+    }
+
     async fn handle(
         self: Arc<Self>,
         req: Request<RequestBody>,

@@ -42,6 +42,8 @@ pub(crate) struct WorkerCtx<H> {
     h2: http2::Builder<TokioExecutor>,
     counter: Arc<ConnCounter>,
     shutdown: CancellationToken,
+    /// h2c by prior knowledge on the lab engine's prototype (`SUT_H2_ENGINE`).
+    lab_h2: bool,
 }
 
 impl<H: Handler> WorkerCtx<H> {
@@ -82,6 +84,7 @@ impl<H: Handler> WorkerCtx<H> {
             h2,
             counter,
             shutdown,
+            lab_h2: super::labh2::enabled(),
         })
     }
 }
@@ -233,6 +236,13 @@ async fn serve_cleartext<H: Handler>(
         }
     };
     let io = Rewind::new(seen, io);
+    if is_h2 && ctx.lab_h2 {
+        let settings = super::labh2::Settings {
+            max_streams: ctx.limits.max_streams,
+            max_header_bytes: ctx.limits.max_header_bytes,
+        };
+        return super::labh2::serve(&*ctx.handler, io, settings, &ctx.shutdown).await;
+    }
     if is_h2 {
         serve_h2(ctx, io, info, activity, overloaded).await
     } else {

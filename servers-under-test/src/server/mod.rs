@@ -7,6 +7,7 @@ mod conn;
 pub mod guard;
 mod h2c;
 mod io;
+pub mod labh2;
 mod malformed;
 mod watchdog;
 
