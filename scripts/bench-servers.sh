@@ -11,7 +11,7 @@
 #   edge:  sut edge vs nginx and h2o (1 worker, same 13-byte response; h2o serves it as a
 #          static file) h1 cleartext, 64 connections; h2c and h2 over TLS (ECDSA P-256),
 #          16 connections x 16 streams (nginx 1.22 cannot serve h1 and h2c on one port)
-#   proxy: sut proxy vs nginx and HAProxy over the same backend, TLS at the edge,
+#   proxy: sut proxy vs nginx, HAProxy and h2o over the same backend, TLS at the edge,
 #          h1 64 connections and h2 16x16
 # Needs: nginx, haproxy, h2o, h2load (scripts/setup.sh), taskset, perl, openssl.
 set -euo pipefail
@@ -47,6 +47,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
 user=""; [ "$(id -u)" = 0 ] && user="user nobody nogroup;"
+# h2o reads its key after it has dropped to `nobody`.
+h2o_user=""; [ "$(id -u)" = 0 ] && h2o_user="user: nobody" && chmod 644 "$work/key.pem"
 
 # Starts a command pinned to the server core in its own process group; sets $started.
 start_pinned() {
@@ -100,7 +102,7 @@ load() { # url h2load-args...
   failed=$(echo "$out" | sed -n 's/^requests: .* \([0-9]*\) failed.*/\1/p')
   non2xx=$(echo "$out" | sed -n 's/^status codes: [0-9]* 2xx, \([0-9]*\) 3xx, \([0-9]*\) 4xx, \([0-9]*\) 5xx/\1 \2 \3/p')
   if [ -z "$rps" ] || [ "${failed:-1}" != 0 ] || [ "$non2xx" != "0 0 0" ]; then
-    echo "bench-servers: h2load reported failures for $url:" >&2; echo "$out" >&2; exit 1
+    echo "bench-servers: h2load reported failures for ${current:-} $url:" >&2; echo "$out" | tail -12 >&2; exit 1
   fi
   printf '%.0f' "$rps"
 }
@@ -118,6 +120,7 @@ declare -A P
 server_load() { # key url h2load-args...
   local key=$1; shift
   local pg=${pids[-1]} t0 t1 w0 w1
+  current=$key
   t0=$(group_ticks "$pg"); w0=$(date +%s.%N)
   R[$key]=$(load "$@")
   t1=$(group_ticks "$pg"); w1=$(date +%s.%N)
@@ -158,11 +161,9 @@ stop_all
 p_tls=$(free_port); p_clear=$(free_port)
 mkdir -p "$work/h2o/www"; chmod 755 "$work/h2o" "$work/h2o/www"
 printf 'Hello, World!' > "$work/h2o/www/plaintext"
-h2o_user=""; [ "$(id -u)" = 0 ] && h2o_user="user: nobody"
 render servers-under-test/templates/h2o-static.conf "$work/h2o/h2o.conf" \
   dir="$work/h2o" workers=1 user="$h2o_user" port_tls="$p_tls" port_clear="$p_clear" \
   chain="$work/cert.pem" key="$work/key.pem"
-chmod 644 "$work/key.pem"
 start_pinned h2o -c "$work/h2o/h2o.conf"
 wait_port "$p_tls"
 server_load h2o_h2c "http://127.0.0.1:$p_clear/plaintext" "${H2[@]}"
@@ -188,7 +189,7 @@ fi
 [ "$ONLY" = edge ] && exit 0
 
 echo
-echo "== proxy: sut proxy vs nginx vs HAProxy (proxy on core $SERVER_CPU; backend sut app and h2load on core $CLIENT_CPU) =="
+echo "== proxy: sut proxy vs nginx vs HAProxy vs h2o (proxy on core $SERVER_CPU; backend sut app and h2load on core $CLIENT_CPU) =="
 # The backend is started unpinned-by-start_pinned: it shares the client core.
 out="$work/backend"
 setsid taskset -c "$CLIENT_CPU" "$SUT" app --listen 127.0.0.1:0 --workers 1 --log warn >"$out" 2>>"$work/servers.log" &
@@ -237,6 +238,14 @@ start_pinned haproxy -f "$work/hp/haproxy.cfg" -db
 wait_port "$port"
 server_load haproxy_p_h2h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
+port=$(free_port); mkdir -p "$work/hop"; chmod 755 "$work/hop"
+render servers-under-test/templates/h2o-proxy.conf "$work/hop/h2o.conf" dir="$work/hop" workers=1 \
+  user="$h2o_user" port_tls="$port" backend="$backend" chain="$work/cert.pem" key="$work/key.pem"
+start_pinned h2o -c "$work/hop/h2o.conf"
+wait_port "$port"
+server_load h2o_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
+server_load h2o_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
+stop_all
 kill -TERM -- "-$backend_pid" 2>/dev/null || true
 wait "$backend_pid" 2>/dev/null || true
 pids_backend=""
@@ -245,13 +254,13 @@ best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 proxy_table() { # R or P (requests/s or requests per proxy CPU-second)
   local -n T=$1
   local w b label
-  printf '%-24s %10s %10s %10s %14s\n' workload sut nginx haproxy "sut/best-peer"
+  printf '%-24s %10s %10s %10s %10s %14s\n' workload sut nginx haproxy h2o "sut/best-peer"
   for w in h1 h2; do
-    b=$(best "${T[nginx_p_$w]}" "${T[haproxy_p_$w]}")
+    b=$(best "$(best "${T[nginx_p_$w]}" "${T[haproxy_p_$w]}")" "${T[h2o_p_$w]}")
     [ $w = h1 ] && label="h1 TLS 64 conns" || label="h2 TLS 16x16"
-    printf '%-24s %10s %10s %10s %14s\n' "$label" "${T[sut_p_$w]}" "${T[nginx_p_$w]}" "${T[haproxy_p_$w]}" "$(ratio "${T[sut_p_$w]}" "$b")"
+    printf '%-24s %10s %10s %10s %10s %14s\n' "$label" "${T[sut_p_$w]}" "${T[nginx_p_$w]}" "${T[haproxy_p_$w]}" "${T[h2o_p_$w]}" "$(ratio "${T[sut_p_$w]}" "$b")"
   done
-  printf '%-24s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${T[sut_p_h2h2]}" "n/a" "${T[haproxy_p_h2h2]}" "$(ratio "${T[sut_p_h2h2]}" "${T[haproxy_p_h2h2]}")"
+  printf '%-24s %10s %10s %10s %10s %14s\n' "h2 16x16, h2c to app" "${T[sut_p_h2h2]}" "n/a" "${T[haproxy_p_h2h2]}" "n/a" "$(ratio "${T[sut_p_h2h2]}" "${T[haproxy_p_h2h2]}")"
 }
 proxy_table R
 echo

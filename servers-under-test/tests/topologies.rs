@@ -242,3 +242,73 @@ fn apache_forwards_http11_and_the_app_restores_https() {
 fn haproxy_forwards_http11_and_the_app_restores_https() {
     through_real_proxy(ProxyKind::Haproxy);
 }
+
+/// HAProxy speaking h2c to the app returns credit for every small answer with its own
+/// WINDOW_UPDATE; the app's flood guard must not take that for a data dribble and cut
+/// the backend connection (it did: 299 connections in 4 s under h2load).
+#[test]
+fn haproxy_over_h2c_to_the_app_keeps_its_backend_connection() {
+    let kind = ProxyKind::Haproxy;
+    if proxy_missing(kind) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // HAProxy retries a request whose backend connection was cut, so the client alone
+    // may not see it: the app's log says whether its guard cut one.
+    let log = dir.path().join("app.log");
+    let args: Vec<String> = [
+        "app",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--log",
+        "sut::server::guard=debug",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let app =
+        launch::start_sut(&sut_bin(), &args, &[], Some(&log), Duration::from_secs(30)).unwrap();
+    let files = Pki::generate(KeyType::Ecdsa)
+        .unwrap()
+        .write_to(dir.path(), "edge")
+        .unwrap();
+    let spec = ProxySpec {
+        kind,
+        backend: app.addr,
+        backend_h2: true,
+        chain: files.chain.clone(),
+        key: files.key.clone(),
+        workers: 1,
+        tls: h2lab_common::launch::ProxyTls::default(),
+    };
+    let proxy = launch::start_proxy(&spec, Duration::from_secs(30)).unwrap();
+    let url = format!("https://localhost:{}/plaintext", proxy.addr.port());
+    // Many streams on many connections at once (16 x 16), more answers than the guard's
+    // burst (1000) and refill (100 a second) would allow as glitches.
+    let n = 50_000;
+    let out = std::process::Command::new("h2load")
+        .args([
+            "-n",
+            &n.to_string(),
+            "-c",
+            "16",
+            "-m",
+            "16",
+            "-t",
+            "1",
+            &url,
+        ])
+        .output()
+        .expect("h2load is installed (scripts/setup.sh)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("{n} succeeded, 0 failed")), "{said}");
+    proxy.stop();
+    drop(app);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains("flood budget"),
+        "the app cut HAProxy's connection:\n{logged}"
+    );
+}

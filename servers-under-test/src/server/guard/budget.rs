@@ -21,7 +21,8 @@ pub enum Glitch {
     Reset,
     /// DATA without END_STREAM, or a header fragment without END_HEADERS, that is empty.
     Empty,
-    /// WINDOW_UPDATE of fewer than [`SMALL_WINDOW`] bytes: forces tiny DATA frames.
+    /// WINDOW_UPDATE of fewer than [`SMALL_WINDOW`] bytes while the server's output is
+    /// starved by flow control: it forces tiny DATA frames (the data dribble).
     SmallWindow,
     /// RST_STREAM sent by the server with an error code: a stream the client made the
     /// server reset (malformed requests, MadeYouReset, refused streams).
@@ -52,8 +53,9 @@ impl Glitch {
 /// updates (every common one) send at least half a window at a time.
 pub const SMALL_WINDOW: u32 = 1024;
 
-/// What a frame from the client costs.
-pub fn inbound(f: &Frame) -> Option<Glitch> {
+/// What a frame from the client costs; `starved` says the server's last DATA frame was
+/// a small one cut short by flow control (see [`starves`]).
+pub fn inbound(f: &Frame, starved: bool) -> Option<Glitch> {
     match f.kind {
         kind::PING if f.flags & flag::ACK == 0 => Some(Glitch::Ping),
         kind::SETTINGS if f.flags & flag::ACK == 0 => Some(Glitch::Settings),
@@ -65,11 +67,21 @@ pub fn inbound(f: &Frame) -> Option<Glitch> {
         }
         kind::WINDOW_UPDATE => {
             let increment = f.prefix & 0x7fff_ffff;
-            // An increment of 0 is an error h2 answers itself (and counts as a reset).
-            (increment > 0 && increment < SMALL_WINDOW).then_some(Glitch::SmallWindow)
+            // An increment of 0 is an error h2 answers itself (and counts as a reset). A
+            // small increment that returns credit for small whole responses (a proxy's
+            // backend connection: an update per 13-byte answer) asks for nothing tiny.
+            (starved && increment > 0 && increment < SMALL_WINDOW).then_some(Glitch::SmallWindow)
         }
         _ => None,
     }
+}
+
+/// Whether a frame the server sends shows its output starved by flow control: DATA
+/// smaller than [`SMALL_WINDOW`] that does not end its stream. `None` for frames that
+/// say nothing either way.
+pub fn starves(f: &Frame) -> Option<bool> {
+    (f.kind == kind::DATA)
+        .then_some(f.len < SMALL_WINDOW as usize && f.flags & flag::END_STREAM == 0)
 }
 
 /// What a frame the server sends says about the client.
@@ -156,31 +168,55 @@ mod tests {
         }
     }
 
+    fn inbound_(f: &Frame) -> Option<Glitch> {
+        inbound(f, true)
+    }
+
+    #[test]
+    fn small_window_updates_count_only_while_output_is_starved() {
+        // A proxy's backend connection: whole 13-byte answers, an update for each.
+        let answer = f(kind::DATA, flag::END_STREAM, 13, 0);
+        assert_eq!(starves(&answer), Some(false));
+        assert_eq!(inbound(&f(kind::WINDOW_UPDATE, 0, 4, 13), false), None);
+        // The dribble: one byte at a time of a larger body.
+        let dribble = f(kind::DATA, 0, 1, 0);
+        assert_eq!(starves(&dribble), Some(true));
+        assert_eq!(
+            inbound(&f(kind::WINDOW_UPDATE, 0, 4, 1), true),
+            Some(Glitch::SmallWindow)
+        );
+        assert_eq!(starves(&f(kind::DATA, 0, 16_384, 0)), Some(false));
+        assert_eq!(starves(&f(kind::HEADERS, 0, 10, 0)), None);
+    }
+
     #[test]
     fn only_frames_that_ask_for_nothing_are_glitches() {
-        assert_eq!(inbound(&f(kind::PING, 0, 8, 0)), Some(Glitch::Ping));
-        assert_eq!(inbound(&f(kind::PING, flag::ACK, 8, 0)), None);
-        assert_eq!(inbound(&f(kind::SETTINGS, 0, 0, 0)), Some(Glitch::Settings));
-        assert_eq!(inbound(&f(kind::SETTINGS, flag::ACK, 0, 0)), None);
-        assert_eq!(inbound(&f(kind::DATA, 0, 0, 0)), Some(Glitch::Empty));
-        assert_eq!(inbound(&f(kind::DATA, flag::END_STREAM, 0, 0)), None);
-        assert_eq!(inbound(&f(kind::DATA, 0, 10, 0)), None);
+        assert_eq!(inbound_(&f(kind::PING, 0, 8, 0)), Some(Glitch::Ping));
+        assert_eq!(inbound_(&f(kind::PING, flag::ACK, 8, 0)), None);
         assert_eq!(
-            inbound(&f(kind::CONTINUATION, 0, 0, 0)),
+            inbound_(&f(kind::SETTINGS, 0, 0, 0)),
+            Some(Glitch::Settings)
+        );
+        assert_eq!(inbound_(&f(kind::SETTINGS, flag::ACK, 0, 0)), None);
+        assert_eq!(inbound_(&f(kind::DATA, 0, 0, 0)), Some(Glitch::Empty));
+        assert_eq!(inbound_(&f(kind::DATA, flag::END_STREAM, 0, 0)), None);
+        assert_eq!(inbound_(&f(kind::DATA, 0, 10, 0)), None);
+        assert_eq!(
+            inbound_(&f(kind::CONTINUATION, 0, 0, 0)),
             Some(Glitch::Empty)
         );
         assert_eq!(
-            inbound(&f(kind::CONTINUATION, flag::END_HEADERS, 0, 0)),
+            inbound_(&f(kind::CONTINUATION, flag::END_HEADERS, 0, 0)),
             None
         );
-        assert_eq!(inbound(&f(kind::HEADERS, flag::END_HEADERS, 20, 0)), None);
+        assert_eq!(inbound_(&f(kind::HEADERS, flag::END_HEADERS, 20, 0)), None);
         assert_eq!(
-            inbound(&f(kind::WINDOW_UPDATE, 0, 4, 1)),
+            inbound_(&f(kind::WINDOW_UPDATE, 0, 4, 1)),
             Some(Glitch::SmallWindow)
         );
-        assert_eq!(inbound(&f(kind::WINDOW_UPDATE, 0, 4, 0)), None);
-        assert_eq!(inbound(&f(kind::WINDOW_UPDATE, 0, 4, 32_768)), None);
-        assert_eq!(inbound(&f(kind::RST_STREAM, 0, 4, 8)), Some(Glitch::Reset));
+        assert_eq!(inbound_(&f(kind::WINDOW_UPDATE, 0, 4, 0)), None);
+        assert_eq!(inbound_(&f(kind::WINDOW_UPDATE, 0, 4, 32_768)), None);
+        assert_eq!(inbound_(&f(kind::RST_STREAM, 0, 4, 8)), Some(Glitch::Reset));
         assert_eq!(
             outbound(&f(kind::RST_STREAM, 0, 4, 1)),
             Some(Glitch::ServerReset)

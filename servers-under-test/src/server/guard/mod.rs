@@ -30,6 +30,8 @@ pub struct FrameGuard<T> {
     budget: Budget,
     /// The highest stream the client opened: GOAWAY's last stream id.
     last_stream: u32,
+    /// The last DATA frame written was small and cut short by flow control.
+    starved: bool,
     /// Set once over budget: the GOAWAY frame and how much of it is written.
     goaway: Option<(Vec<u8>, usize)>,
     reason: String,
@@ -44,6 +46,7 @@ impl<T> FrameGuard<T> {
             outbound: Scanner::frames(),
             budget: Budget::new(limits),
             last_stream: 0,
+            starved: false,
             goaway: None,
             reason: String::new(),
         }
@@ -104,9 +107,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> FrameGuard<T> {
         if !self.budget.enabled() {
             return;
         }
-        let budget = &mut self.budget;
+        let (budget, starved) = (&mut self.budget, &mut self.starved);
         let mut over = false;
         self.outbound.feed(data, |f| {
+            if let Some(s) = budget::starves(&f) {
+                *starved = s;
+            }
             if let Some(g) = budget::outbound(&f) {
                 over |= !budget.spend(g, Instant::now());
             }
@@ -136,14 +142,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameGuard<T> {
         if !this.budget.enabled() {
             return Poll::Ready(Ok(()));
         }
-        let (budget, last_stream) = (&mut this.budget, &mut this.last_stream);
+        let (budget, last_stream, starved) =
+            (&mut this.budget, &mut this.last_stream, this.starved);
         let (mut over, mut pushed) = (false, false);
         this.inbound.feed(&buf.filled()[before..], |f| {
             if f.kind == kind::HEADERS {
                 *last_stream = (*last_stream).max(f.stream);
             }
             pushed |= f.kind == kind::PUSH_PROMISE;
-            if let Some(g) = budget::inbound(&f) {
+            if let Some(g) = budget::inbound(&f, starved) {
                 over |= !budget.spend(g, Instant::now());
             }
         });
