@@ -181,20 +181,21 @@ fn out_of_process_host_forwards_http11_and_the_app_restores_https() {
     );
 }
 
-fn through_real_proxy(kind: ProxyKind) {
-    if proxy_missing(kind) {
-        return;
-    }
-    let app = app_backend();
-    let dir = tempfile::tempdir().unwrap();
+/// A real proxy with TLS at the edge (a fresh ECDSA PKI in `dir`) in front of `backend`.
+fn real_proxy(
+    kind: ProxyKind,
+    backend: std::net::SocketAddr,
+    backend_h2: bool,
+    dir: &std::path::Path,
+) -> (launch::RunningServer, h2lab_common::pki::PkiFiles) {
     let files = Pki::generate(KeyType::Ecdsa)
         .unwrap()
-        .write_to(dir.path(), "edge")
+        .write_to(dir, "edge")
         .unwrap();
     let spec = ProxySpec {
         kind,
-        backend: app.addr,
-        backend_h2: false,
+        backend,
+        backend_h2,
         chain: files.chain.clone(),
         key: files.key.clone(),
         workers: 1,
@@ -202,6 +203,16 @@ fn through_real_proxy(kind: ProxyKind) {
     };
     let proxy = launch::start_proxy(&spec, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+    (proxy, files)
+}
+
+fn through_real_proxy(kind: ProxyKind) {
+    if proxy_missing(kind) {
+        return;
+    }
+    let app = app_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, files) = real_proxy(kind, app.addr, false, dir.path());
     let pid = proxy.child.pid();
     let url = format!("https://localhost:{}/info", proxy.addr.port());
     let ca = files.ca.display().to_string();
@@ -270,20 +281,7 @@ fn haproxy_over_h2c_to_the_app_keeps_its_backend_connection() {
     .collect();
     let app =
         launch::start_sut(&sut_bin(), &args, &[], Some(&log), Duration::from_secs(30)).unwrap();
-    let files = Pki::generate(KeyType::Ecdsa)
-        .unwrap()
-        .write_to(dir.path(), "edge")
-        .unwrap();
-    let spec = ProxySpec {
-        kind,
-        backend: app.addr,
-        backend_h2: true,
-        chain: files.chain.clone(),
-        key: files.key.clone(),
-        workers: 1,
-        tls: h2lab_common::launch::ProxyTls::default(),
-    };
-    let proxy = launch::start_proxy(&spec, Duration::from_secs(30)).unwrap();
+    let (proxy, _files) = real_proxy(kind, app.addr, true, dir.path());
     let url = format!("https://localhost:{}/plaintext", proxy.addr.port());
     // Many streams on many connections at once (16 x 16), more answers than the guard's
     // burst (1000) and refill (100 a second) would allow as glitches.
