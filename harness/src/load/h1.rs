@@ -135,14 +135,7 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
         };
         let ready = held.take(ticket.intended);
         let req = ctx.pick();
-        let numbered;
-        let bytes: &[u8] = match &ctx.cfg.seq_header {
-            Some(name) => {
-                numbered = req.h1_with(name, ticket.seq);
-                &numbered
-            }
-            None => &req.h1,
-        };
+        let bytes = req.h1_numbered(ctx.cfg.seq_header.as_deref(), ticket.seq);
         // Closed loop: the ticket was handed out just now, and its time is the send time.
         let sent = if ctx.source.is_open_loop() {
             Instant::now()
@@ -151,7 +144,7 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &ConnCtx) -
         };
         let result = tokio::select! {
             biased;
-            r = exchange(&mut s, bytes, req.head, &mut buf, &mut reader) => Ok(r),
+            r = exchange(&mut s, &bytes, req.head, &mut buf, &mut reader) => Ok(r),
             _ = deadline.expired(|| Some(sent)) => Err(()),
         };
         match result {

@@ -114,16 +114,9 @@ fn open_streams(client: &mut Client<Inflight>, ctx: &ConnCtx, held: &mut Held) -
             ticket.intended
         };
         let req = ctx.pick();
-        let numbered;
-        let block: &[u8] = match &ctx.cfg.seq_header {
-            Some(name) => {
-                numbered = req.h2_block_with(name, ticket.seq);
-                &numbered
-            }
-            None => &req.h2_block,
-        };
+        let block = req.h2_numbered(ctx.cfg.seq_header.as_deref(), ticket.seq);
         client.open(
-            block,
+            &block,
             &req.body,
             Inflight {
                 ticket,

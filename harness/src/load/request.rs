@@ -2,6 +2,7 @@
 //! header block.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 
 use crate::model::LoadConfig;
 
@@ -23,20 +24,28 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The HTTP/1.1 request with one more header, `name: value`, at the end of its head.
-    pub fn h1_with(&self, name: &str, value: u64) -> Vec<u8> {
+    /// The HTTP/1.1 request, with `header: seq` at the end of its head when a sequence
+    /// header is asked for.
+    pub fn h1_numbered(&self, header: Option<&str>, seq: u64) -> Cow<'_, [u8]> {
+        let Some(name) = header else {
+            return Cow::Borrowed(&self.h1);
+        };
         let mut out = Vec::with_capacity(self.h1.len() + name.len() + 24);
         out.extend_from_slice(&self.h1[..self.h1_head_end]);
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        out.extend_from_slice(format!("{name}: {seq}\r\n").as_bytes());
         out.extend_from_slice(&self.h1[self.h1_head_end..]);
-        out
+        Cow::Owned(out)
     }
 
-    /// The HTTP/2 header block with one more field, `name: value`, at its end.
-    pub fn h2_block_with(&self, name: &str, value: u64) -> Vec<u8> {
+    /// The HTTP/2 header block, with the field `header: seq` at its end when a sequence
+    /// header is asked for.
+    pub fn h2_numbered(&self, header: Option<&str>, seq: u64) -> Cow<'_, [u8]> {
+        let Some(name) = header else {
+            return Cow::Borrowed(&self.h2_block);
+        };
         let mut out = self.h2_block.to_vec();
-        crate::h2wire::hpack::put_literal(&mut out, name, &value.to_string());
-        out
+        crate::h2wire::hpack::put_literal(&mut out, name, &seq.to_string());
+        Cow::Owned(out)
     }
 }
 
@@ -176,12 +185,12 @@ mod tests {
             unreachable!()
         };
         let r = &super::prepare(&args.to_config().unwrap()).unwrap()[0];
-        let h1 = String::from_utf8(r.h1_with("x-seq", 42)).unwrap();
+        let h1 = String::from_utf8(r.h1_numbered(Some("x-seq"), 42).into_owned()).unwrap();
         assert!(
             h1.ends_with("content-length: 2\r\nx-seq: 42\r\n\r\nxy"),
             "{h1}"
         );
-        let block = r.h2_block_with("x-seq", 42);
+        let block = r.h2_numbered(Some("x-seq"), 42);
         assert!(block.starts_with(&r.h2_block));
         assert_eq!(block[r.h2_block.len()..], *b"\x00\x05x-seq\x0242");
     }
