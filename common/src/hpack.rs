@@ -84,6 +84,61 @@ pub const STATIC: [(&str, &str); 61] = [
     ("www-authenticate", ""),
 ];
 
+/// The static table's index (1-based) of a regular field name, for literals with an
+/// indexed name: a `match` instead of a scan of the table.
+pub fn static_name_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "accept-charset" => 15,
+        "accept-encoding" => 16,
+        "accept-language" => 17,
+        "accept-ranges" => 18,
+        "accept" => 19,
+        "access-control-allow-origin" => 20,
+        "age" => 21,
+        "allow" => 22,
+        "authorization" => 23,
+        "cache-control" => 24,
+        "content-disposition" => 25,
+        "content-encoding" => 26,
+        "content-language" => 27,
+        "content-length" => 28,
+        "content-location" => 29,
+        "content-range" => 30,
+        "content-type" => 31,
+        "cookie" => 32,
+        "date" => 33,
+        "etag" => 34,
+        "expect" => 35,
+        "expires" => 36,
+        "from" => 37,
+        "host" => 38,
+        "if-match" => 39,
+        "if-modified-since" => 40,
+        "if-none-match" => 41,
+        "if-range" => 42,
+        "if-unmodified-since" => 43,
+        "last-modified" => 44,
+        "link" => 45,
+        "location" => 46,
+        "max-forwards" => 47,
+        "proxy-authenticate" => 48,
+        "proxy-authorization" => 49,
+        "range" => 50,
+        "referer" => 51,
+        "refresh" => 52,
+        "retry-after" => 53,
+        "server" => 54,
+        "set-cookie" => 55,
+        "strict-transport-security" => 56,
+        "transfer-encoding" => 57,
+        "user-agent" => 58,
+        "vary" => 59,
+        "via" => 60,
+        "www-authenticate" => 61,
+        _ => return None,
+    })
+}
+
 /// Reads an HPACK integer with an `n`-bit prefix (RFC 7541 §5.1).
 pub fn get_integer(block: &mut &[u8], n: u8) -> Result<usize, &'static str> {
     let max = (1usize << n) - 1;
@@ -123,5 +178,17 @@ mod tests {
         out.clear();
         put_integer(&mut out, 0x80, 7, 42);
         assert_eq!(out, [0x80 | 42]);
+    }
+
+    #[test]
+    fn every_regular_static_name_is_found_at_its_first_index() {
+        for (i, (name, _)) in STATIC.iter().enumerate() {
+            if name.starts_with(':') {
+                continue;
+            }
+            let first = STATIC.iter().position(|(n, _)| n == name).unwrap() + 1;
+            assert_eq!(static_name_index(name), Some(first), "{name} at {}", i + 1);
+        }
+        assert_eq!(static_name_index("server-timing"), None);
     }
 }

@@ -12,6 +12,7 @@ use h2lab_common::profiles::{self, ServerProfile};
 use crate::app::{ForwardedHeaders, HostingModel};
 use crate::forward::ForwardOptions;
 use crate::request_body::MinRate;
+use crate::server::labh2::H2Engine;
 use crate::server::{FloodLimits, Limits, ServerOptions};
 use crate::tls::{CertSource, TlsSettings, TlsStack, TlsVersion};
 
@@ -178,6 +179,16 @@ pub struct LimitArgs {
     /// (the h2 crate's MadeYouReset bound); 0 turns it off.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub h2_max_local_resets: usize,
+    /// The HTTP/2 server engine: the lab's own (one task per connection, inline answers)
+    /// or hyper over the h2 crate (the reference). Every topology follows it.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "lab",
+        env = "SUT_H2_ENGINE",
+        value_name = "ENGINE"
+    )]
+    pub h2_engine: H2Engine,
 }
 
 /// `sut edge`.
@@ -426,6 +437,7 @@ impl LimitArgs {
             },
             h2_max_pending_resets: off_if_zero(self.h2_max_pending_resets),
             h2_max_local_resets: off_if_zero(self.h2_max_local_resets),
+            h2_engine: self.h2_engine,
         }
     }
 }

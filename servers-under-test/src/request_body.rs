@@ -1,5 +1,5 @@
-//! The request body handlers read: hyper's body, with the minimum data rate Kestrel
-//! enforces (`MinRequestBodyDataRate`): after a grace period the body must have arrived at
+//! The request body handlers read: hyper's body or the lab HTTP/2 engine's, with the
+//! minimum data rate Kestrel enforces (`MinRequestBodyDataRate`): after a grace period the body must have arrived at
 //! least at the rate, or reading it fails and the engine answers 408 (Slow POST).
 
 use std::future::Future;
@@ -19,6 +19,9 @@ pub enum BodyError {
     /// The connection failed or the client sent something invalid.
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The lab engine's stream was reset or its connection closed.
+    #[error(transparent)]
+    Lab(#[from] crate::server::labh2::Broken),
     /// The body arrived slower than the minimum data rate.
     #[error(
         "request body arrived at under {per_second} bytes/s ({received} bytes in {elapsed:?})"
@@ -57,35 +60,72 @@ struct Rated {
     tripped: Arc<AtomicBool>,
 }
 
+/// The engine's body underneath.
+enum Inner {
+    Hyper(Incoming),
+    Lab(crate::server::labh2::LabBody),
+    Empty,
+}
+
 /// A request body as handlers receive it.
 pub struct RequestBody {
-    inner: Incoming,
+    inner: Inner,
     rated: Option<Box<Rated>>,
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(inner: Incoming) -> Self {
+        RequestBody {
+            inner: Inner::Hyper(inner),
+            rated: None,
+        }
+    }
+}
+
+impl From<crate::server::labh2::LabBody> for RequestBody {
+    fn from(inner: crate::server::labh2::LabBody) -> Self {
+        RequestBody {
+            inner: Inner::Lab(inner),
+            rated: None,
+        }
+    }
 }
 
 impl RequestBody {
     /// hyper's body, unchecked.
     pub fn plain(inner: Incoming) -> RequestBody {
-        RequestBody { inner, rated: None }
+        inner.into()
     }
 
-    /// hyper's body held to `rate` from `start`; `tripped` is set when it falls behind.
-    pub fn rated(
-        inner: Incoming,
-        rate: MinRate,
-        start: Instant,
-        tripped: Arc<AtomicBool>,
-    ) -> RequestBody {
-        let deadline = rate.deadline(start, 0);
+    /// No body at all (the request ended with its head).
+    pub fn empty() -> RequestBody {
         RequestBody {
-            inner,
-            rated: Some(Box::new(Rated {
-                rate,
-                start,
-                received: 0,
-                timer: Box::pin(tokio::time::sleep_until(deadline.into())),
-                tripped,
-            })),
+            inner: Inner::Empty,
+            rated: None,
+        }
+    }
+
+    /// This body held to `rate` from `start`; `tripped` is set when it falls behind.
+    pub fn rated(mut self, rate: MinRate, start: Instant, tripped: Arc<AtomicBool>) -> RequestBody {
+        let deadline = rate.deadline(start, 0);
+        self.rated = Some(Box::new(Rated {
+            rate,
+            start,
+            received: 0,
+            timer: Box::pin(tokio::time::sleep_until(deadline.into())),
+            tripped,
+        }));
+        self
+    }
+
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.inner {
+            Inner::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::Lab(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::Empty => Poll::Ready(None),
         }
     }
 }
@@ -99,14 +139,14 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match this.poll_inner(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(r), Some(d)) = (this.rated.as_mut(), frame.data_ref()) {
                     r.received += d.len() as u64;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let Some(r) = this.rated.as_mut() else {
@@ -130,11 +170,19 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper(b) => b.is_end_stream(),
+            Inner::Lab(b) => b.is_end_stream(),
+            Inner::Empty => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper(b) => b.size_hint(),
+            Inner::Lab(b) => b.size_hint(),
+            Inner::Empty => SizeHint::with_exact(0),
+        }
     }
 }
 

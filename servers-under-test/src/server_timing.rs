@@ -21,7 +21,12 @@ pub fn append(headers: &mut HeaderMap, name: &'static str, since: Instant) {
 /// `NAME;dur=MS` for the time since `since`, in a buffer and its length, for engines
 /// that encode headers without a `HeaderMap`.
 pub fn format(name: &'static str, since: Instant) -> ([u8; 48], usize) {
-    let us = since.elapsed().as_micros();
+    format_between(name, since, Instant::now())
+}
+
+/// `NAME;dur=MS` for the time from `start` to `end`.
+pub fn format_between(name: &'static str, start: Instant, end: Instant) -> ([u8; 48], usize) {
+    let us = end.saturating_duration_since(start).as_micros();
     // Formatted by hand: `format!` of a float costs several times this on the hot path.
     let mut buf = [0u8; 48];
     let mut n = 0;

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use super::guard::FrameGuard;
 use super::h2c;
 use super::io::{sniff_h2_preface, Lingering, Rewind, Watched};
+use super::labh2::H2Engine;
 use super::watchdog::{Activity, Verdict, Watchdog};
 use super::{ConnCounter, Limits, ServerOptions};
 use crate::body::{self, Body};
@@ -32,18 +33,16 @@ use crate::tls::{openssl_facts, rustls_facts, ServerTls};
 
 /// What every connection of one worker shares.
 pub(crate) struct WorkerCtx<H> {
-    handler: Arc<H>,
+    pub(crate) handler: Arc<H>,
     tls: Option<ServerTls>,
-    limits: Limits,
+    pub(crate) limits: Limits,
     h2c: bool,
     reject_weak_h2: bool,
     h1: http1::Builder,
     h1_closing: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
     counter: Arc<ConnCounter>,
-    shutdown: CancellationToken,
-    /// h2c by prior knowledge on the lab engine's prototype (`SUT_H2_ENGINE`).
-    lab_h2: bool,
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl<H: Handler> WorkerCtx<H> {
@@ -84,7 +83,6 @@ impl<H: Handler> WorkerCtx<H> {
             h2,
             counter,
             shutdown,
-            lab_h2: super::labh2::enabled(),
         })
     }
 }
@@ -179,8 +177,43 @@ where
     if is_h2 {
         serve_h2(ctx, io, Arc::new(info), activity, overloaded).await
     } else {
-        serve_h1(ctx, io, Arc::new(info), activity, overloaded, false).await
+        serve_h1_lane(
+            ctx,
+            io,
+            Vec::new(),
+            Arc::new(info),
+            activity,
+            overloaded,
+            false,
+        )
+        .await
     }
+}
+
+/// HTTP/1.1: the lab engine's fast lane first (simple requests answered inline), then
+/// hyper for what the lane hands over; hyper alone on the hyper engine.
+async fn serve_h1_lane<H, T>(
+    ctx: Arc<WorkerCtx<H>>,
+    mut io: T,
+    seen: Vec<u8>,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    overloaded: bool,
+    allow_h2c_upgrade: bool,
+) where
+    H: Handler,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let rest = if ctx.limits.h2_engine == H2Engine::Lab && !overloaded {
+        match super::labh1::serve(&ctx, &mut io, seen, &activity).await {
+            super::labh1::Outcome::Closed => return,
+            super::labh1::Outcome::HandOver(rest) => rest,
+        }
+    } else {
+        seen
+    };
+    let io = Rewind::new(rest, io);
+    serve_h1(ctx, io, info, activity, overloaded, allow_h2c_upgrade).await
 }
 
 /// RFC 7540 section 9.2.2: TLS 1.2 with a suite on Appendix A is inadequate for HTTP/2.
@@ -216,15 +249,7 @@ async fn serve_cleartext<H: Handler>(
     let mut io = Watched::new(Lingering::new(tcp), activity.clone());
     let info = Arc::new(info);
     if !ctx.h2c {
-        return serve_h1(
-            ctx,
-            Rewind::new(Vec::new(), io),
-            info,
-            activity,
-            overloaded,
-            false,
-        )
-        .await;
+        return serve_h1_lane(ctx, io, Vec::new(), info, activity, overloaded, false).await;
     }
     let sniffed = tokio::time::timeout(ctx.limits.header_timeout, sniff_h2_preface(&mut io)).await;
     let (is_h2, seen) = match sniffed {
@@ -235,18 +260,10 @@ async fn serve_cleartext<H: Handler>(
             return;
         }
     };
-    let io = Rewind::new(seen, io);
-    if is_h2 && ctx.lab_h2 {
-        let settings = super::labh2::Settings {
-            max_streams: ctx.limits.max_streams,
-            max_header_bytes: ctx.limits.max_header_bytes,
-        };
-        return super::labh2::serve(&*ctx.handler, io, settings, &ctx.shutdown).await;
-    }
     if is_h2 {
-        serve_h2(ctx, io, info, activity, overloaded).await
+        serve_h2(ctx, Rewind::new(seen, io), info, activity, overloaded).await
     } else {
-        serve_h1(ctx, io, info, activity, overloaded, true).await
+        serve_h1_lane(ctx, io, seen, info, activity, overloaded, true).await
     }
 }
 
@@ -264,13 +281,13 @@ async fn serve_h1<H, T>(
     let builder = if overloaded { &ctx.h1_closing } else { &ctx.h1 };
     let svc = {
         let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
-        service_fn(move |req| {
+        service_fn(move |req: Request<Incoming>| {
             let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
             // Boxed: hyper keeps the service future in the connection's state, which is
             // moved per request; a pointer moves cheaper than several KiB.
             let responding = Box::pin(respond(
                 ctx,
-                req,
+                req.map(RequestBody::plain),
                 info,
                 activity,
                 overloaded,
@@ -295,13 +312,17 @@ async fn serve_h2<H, T>(
     H: Handler,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if ctx.limits.h2_engine == H2Engine::Lab {
+        return super::labh2::serve(ctx, io, info, activity, overloaded).await;
+    }
     let svc = {
         let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
-        service_fn(move |req| {
+        service_fn(move |req: Request<Incoming>| {
             let (ctx, info, activity) = (ctx.clone(), info.clone(), activity.clone());
             let malformed = super::malformed::check(&req);
             // Boxed: hyper spawns a task per stream, and a task moves its future (several
             // KiB here) when it is created and again when it completes.
+            let req = req.map(RequestBody::plain);
             let responding = Box::pin(respond(ctx, req, info, activity, overloaded, false));
             async move {
                 if let Some(why) = malformed {
@@ -341,9 +362,12 @@ impl Drop for InFlight {
     }
 }
 
-async fn respond<H: Handler>(
+/// Everything the server does around the handler, whatever the engine: the in-flight
+/// count, 503 over the connection limit, 413 for a declared body over the limit, the h2c
+/// Upgrade (HTTP/1.1), and the minimum body rate (408).
+pub(crate) async fn respond<H: Handler>(
     ctx: Arc<WorkerCtx<H>>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     info: Arc<ConnInfo>,
     activity: Arc<Activity>,
     overloaded: bool,
@@ -400,12 +424,11 @@ async fn respond<H: Handler>(
     }
     let rate = ctx.limits.min_body_rate;
     if rate.per_second == 0 || http_body::Body::is_end_stream(req.body()) {
-        let req = req.map(RequestBody::plain);
         return ctx.handler.clone().handle(req, info).await;
     }
     let http1 = req.version() < http::Version::HTTP_2;
     let tripped = Arc::new(AtomicBool::new(false));
-    let req = req.map(|b| RequestBody::rated(b, rate, Instant::now(), tripped.clone()));
+    let req = req.map(|b| b.rated(rate, Instant::now(), tripped.clone()));
     let resp = ctx.handler.clone().handle(req, info).await;
     if !tripped.load(Relaxed) {
         return resp;
@@ -429,7 +452,7 @@ const DRAIN_CAP: u64 = 1 << 20;
 /// Reads and discards a request body (bounded by [`DRAIN_CAP`] and `timeout`). On HTTP/2,
 /// answering before the body is in makes the server reset the stream right after its
 /// response, and some clients (curl 7.88) then report the reset instead of the 413.
-async fn drain(body: Incoming, timeout: Duration) {
+async fn drain(body: RequestBody, timeout: Duration) {
     use http_body_util::BodyExt;
     let limited = http_body_util::Limited::new(body, DRAIN_CAP as usize);
     let _ = tokio::time::timeout(timeout, limited.collect()).await;

@@ -7,6 +7,7 @@ mod conn;
 pub mod guard;
 mod h2c;
 mod io;
+mod labh1;
 pub mod labh2;
 mod malformed;
 mod watchdog;
@@ -57,6 +58,8 @@ pub struct Limits {
     pub h2_max_pending_resets: usize,
     /// h2's bound on streams the server reset because of the client (MadeYouReset).
     pub h2_max_local_resets: usize,
+    /// The HTTP/2 server engine.
+    pub h2_engine: labh2::H2Engine,
 }
 
 impl Default for Limits {
@@ -81,6 +84,7 @@ impl Default for Limits {
             },
             h2_max_pending_resets: 20,
             h2_max_local_resets: 1024,
+            h2_engine: labh2::H2Engine::default(),
         }
     }
 }

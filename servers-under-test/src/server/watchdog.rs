@@ -55,6 +55,12 @@ impl Activity {
         self.requests.fetch_add(1, Relaxed);
         self.in_flight.fetch_add(1, Relaxed);
     }
+    /// Requests answered inline, each started and finished at once, with every byte
+    /// read so far consumed: the head timer restarts.
+    pub(crate) fn answered(&self, n: u64) {
+        self.requests.fetch_add(n, Relaxed);
+        self.read_at_finish.store(self.read.load(Relaxed), Relaxed);
+    }
     pub(crate) fn request_finished(&self) {
         self.read_at_finish.store(self.read.load(Relaxed), Relaxed);
         self.in_flight.fetch_sub(1, Relaxed);

@@ -1,144 +1,286 @@
-//! One HTTP/2 connection as a state machine without I/O: bytes in, frames out. Requests
-//! the handler answers at once ([`Handler::quick`]) are answered inline, in the same
-//! pass over the bytes read; a read's answers leave in one write.
+//! One HTTP/2 connection as a state machine without sockets: bytes in, frames out
+//! (RFC 9113). It reads every whole frame of a batch, keeps each stream's state, the
+//! HPACK table and both directions' windows, enforces the server's defences, and leaves
+//! in [`Conn::take_ready`] the streams whose heads are complete. Nothing is dispatched
+//! before the whole batch is read, as in the h2 crate, whose service sees a stream only
+//! after the frames read with it: a request reset in the same batch does no work, and a
+//! frame that makes the server reset a stream (MadeYouReset) finds it still open.
 
-use std::collections::VecDeque;
-use std::time::{Instant, SystemTime};
+use std::borrow::Cow;
+use std::task::Waker;
+use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use h2lab_common::h2_frame::{flag, kind, reason, setting, HEAD_LEN, MAX_FRAME, PREFACE};
-use h2lab_common::hpack::put_integer;
 
-use crate::handler::Handler;
+use super::body::Inbound;
+use super::encode::{put_goaway, put_head, put_rst_stream, put_settings, put_window_update};
+use super::hpack::{DecodeError, Decoder};
+use super::request::Head;
+use super::stream::{Closed, Pending, Recent, Send, Stream, Streams};
+use crate::handler::Quick;
+use crate::server::guard::budget::{self, Budget, Glitch};
+use crate::server::guard::scan;
+use crate::server::guard::FloodLimits;
 
-/// What the connection's limits are, from the server's.
+/// The handler's inline answer to a request without a body, given its method and path.
+pub type QuickFn<'a> = dyn FnMut(&[u8], &[u8]) -> Option<Quick> + 'a;
+
+/// The server's limits for one connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+pub struct Config {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; streams beyond are refused.
     pub max_streams: u32,
-    /// SETTINGS_MAX_HEADER_LIST_SIZE, and the bound of a header block's bytes.
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: larger heads get 431, four times larger ends the
+    /// connection; also bounds CONTINUATION frames as the h2 crate does.
     pub max_header_bytes: usize,
+    /// The flood budget.
+    pub flood: FloodLimits,
+    /// Client resets of streams not yet dispatched, per batch (Rapid Reset); 0: no limit.
+    pub max_pending_resets: usize,
+    /// Streams the server resets because of the client (MadeYouReset); 0: no limit.
+    pub max_local_resets: usize,
 }
 
 /// Our receive windows: as large as the hyper engine's.
-const STREAM_WINDOW: u32 = 1 << 20;
-const CONN_WINDOW: u32 = 4 << 20;
+pub const STREAM_WINDOW: u32 = 1 << 20;
+/// The connection's receive window.
+pub const CONN_WINDOW: u32 = 4 << 20;
 const DEFAULT_WINDOW: i64 = 65_535;
+const MAX_WINDOW: i64 = 0x7fff_ffff;
 
-struct Pending {
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the client's preface.
+    Preface,
+    /// Waiting for the client's first SETTINGS.
+    Settings,
+    /// Serving.
+    Open,
+    /// A graceful GOAWAY went out: streams up to `last` are served, none after.
+    Draining {
+        /// The last stream served.
+        last: u32,
+    },
+    /// A connection error's GOAWAY went out (or the peer went away): write and close.
+    Failed,
+}
+
+/// A connection error: GOAWAY with this code and debug text.
+#[derive(Debug)]
+pub struct ConnError(pub u32, pub Cow<'static, str>);
+
+impl ConnError {
+    fn new(code: u32, why: &'static str) -> ConnError {
+        ConnError(code, Cow::Borrowed(why))
+    }
+}
+
+impl From<DecodeError> for ConnError {
+    fn from(e: DecodeError) -> Self {
+        ConnError::new(reason::COMPRESSION_ERROR, e.0)
+    }
+}
+
+/// A header block being gathered (HEADERS, then CONTINUATION until END_HEADERS).
+struct Block {
     stream: u32,
-    window: i64,
-    body: &'static [u8],
+    end_stream: bool,
+    /// The stream depends on itself (RFC 9113 section 5.3.1): reset once decoded.
+    self_dependent: bool,
+    bytes: Vec<u8>,
+    continuations: usize,
 }
 
 /// The connection's state.
 pub struct Conn {
-    settings: Settings,
-    decoder: super::hpack::Decoder,
-    preface: bool,
-    /// A header block being gathered (HEADERS then CONTINUATION): stream, END_STREAM.
-    block: Option<(u32, bool)>,
-    block_bytes: Vec<u8>,
-    last_stream: u32,
-    peer_window: i64,
-    send_window: i64,
-    peer_max_frame: usize,
-    received_unacked: u32,
-    pending: VecDeque<Pending>,
-    date: Date,
+    pub(super) cfg: Config,
+    pub(super) phase: Phase,
     /// Frames to write.
     pub out: Vec<u8>,
-    /// Set once a GOAWAY went out: write `out`, then close.
-    pub closing: bool,
-    /// Requests answered since the last look (for the watchdog's activity counter).
-    pub answered: u64,
+    decoder: Decoder,
+    block: Option<Block>,
+    spare_block: Vec<u8>,
+    pub(super) streams: Streams,
+    /// The highest stream the client opened (or tried to).
+    pub(super) last_id: u32,
+    pub(super) peer_initial_window: i64,
+    pub(super) peer_max_frame: usize,
+    pub(super) send_window: i64,
+    recv_window: i64,
+    pub(super) conn_unreleased: usize,
+    pub(super) budget: Budget,
+    /// The last DATA frame written was small and cut short by flow control.
+    pub(super) starved: bool,
+    pending_resets: usize,
+    local_resets: usize,
+    pub(super) recent: Recent,
+    ready: Vec<u32>,
+    head: Head,
+    // Boxed: a stream holds its head as a Box until dispatch, and these are recycled.
+    #[allow(clippy::vec_box)]
+    pub(super) spare_heads: Vec<Box<Head>>,
+    /// When the batch being read arrived.
+    pub(super) now: Instant,
+    pub(super) pump_start: usize,
+    pub(super) pump_ids: Vec<u32>,
+    /// Why the connection failed, for the log.
+    pub failure: Option<Cow<'static, str>>,
 }
 
-/// A connection error: GOAWAY with this code and text.
-struct Fatal(u32, &'static str);
-
 impl Conn {
-    /// A connection whose SETTINGS and window are already queued in `out`.
-    pub fn new(settings: Settings) -> Conn {
-        let mut c = Conn {
-            settings,
-            decoder: super::hpack::Decoder::default(),
-            preface: false,
+    /// A connection whose SETTINGS and connection window are already queued in `out`.
+    pub fn new(cfg: Config, now: Instant) -> Conn {
+        let mut out = Vec::with_capacity(16 * 1024);
+        put_settings(
+            &mut out,
+            &[
+                (setting::MAX_CONCURRENT_STREAMS, cfg.max_streams),
+                (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+                (
+                    MAX_HEADER_LIST_SIZE,
+                    u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX),
+                ),
+            ],
+        );
+        put_window_update(&mut out, 0, CONN_WINDOW - DEFAULT_WINDOW as u32);
+        Conn {
+            cfg,
+            phase: Phase::Preface,
+            out,
+            decoder: Decoder::default(),
             block: None,
-            block_bytes: Vec::new(),
-            last_stream: 0,
-            peer_window: DEFAULT_WINDOW,
-            send_window: DEFAULT_WINDOW,
+            spare_block: Vec::new(),
+            streams: Streams::default(),
+            last_id: 0,
+            peer_initial_window: DEFAULT_WINDOW,
             peer_max_frame: MAX_FRAME,
-            received_unacked: 0,
-            pending: VecDeque::new(),
-            date: Date::default(),
-            out: Vec::with_capacity(16 * 1024),
-            closing: false,
-            answered: 0,
-        };
-        let ours = [
-            (setting::MAX_CONCURRENT_STREAMS, settings.max_streams),
-            (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
-            (0x6, settings.max_header_bytes.min(u32::MAX as usize) as u32),
-        ];
-        head(&mut c.out, ours.len() * 6, kind::SETTINGS, 0, 0);
-        for (id, v) in ours {
-            c.out.extend_from_slice(&id.to_be_bytes());
-            c.out.extend_from_slice(&v.to_be_bytes());
-        }
-        window_update(&mut c.out, 0, CONN_WINDOW - DEFAULT_WINDOW as u32);
-        c
-    }
-
-    /// Says GOAWAY (NO_ERROR) for a server shutting down.
-    pub fn shut_down(&mut self) {
-        if !self.closing {
-            goaway(
-                &mut self.out,
-                self.last_stream,
-                reason::NO_ERROR,
-                b"shutting down",
-            );
-            self.closing = true;
+            send_window: DEFAULT_WINDOW,
+            recv_window: i64::from(CONN_WINDOW),
+            conn_unreleased: 0,
+            budget: Budget::new(cfg.flood),
+            starved: false,
+            pending_resets: 0,
+            local_resets: 0,
+            recent: Recent::default(),
+            ready: Vec::new(),
+            head: Head::default(),
+            spare_heads: Vec::new(),
+            now,
+            pump_start: 0,
+            pump_ids: Vec::new(),
+            failure: None,
         }
     }
 
-    /// Handles every whole frame in `input` (leaving a partial one there).
-    pub fn receive<H: Handler>(&mut self, input: &mut BytesMut, handler: &H) {
-        if self.closing {
+    /// Handles every whole frame in `input`, leaving a partial one there. `quick` is the
+    /// handler's inline answer for a request with no body (method, path); `waker` wakes
+    /// the connection's task when a handler reads a request body.
+    pub fn receive(
+        &mut self,
+        input: &mut BytesMut,
+        now: Instant,
+        quick: &mut QuickFn<'_>,
+        waker: &Waker,
+    ) {
+        self.now = now;
+        if self.phase == Phase::Failed {
             input.clear();
             return;
         }
-        if let Err(Fatal(code, why)) = self.frames(input, handler) {
-            tracing::debug!(code, why, "HTTP/2 connection error");
-            goaway(&mut self.out, self.last_stream, code, why.as_bytes());
-            self.closing = true;
+        if let Err(e) = self.frames(input, quick, waker) {
+            self.fail(e);
             input.clear();
         }
     }
 
-    fn frames<H: Handler>(&mut self, input: &mut BytesMut, handler: &H) -> Result<(), Fatal> {
-        if !self.preface {
-            if input.len() < PREFACE.len() {
-                return if PREFACE.starts_with(input) {
-                    Ok(())
-                } else {
-                    Err(Fatal(reason::PROTOCOL_ERROR, "not an HTTP/2 preface"))
-                };
+    /// Ends the connection with a GOAWAY of the error's code; nothing is served after it.
+    pub fn fail(&mut self, e: ConnError) {
+        if self.phase == Phase::Failed {
+            return;
+        }
+        let ConnError(code, why) = e;
+        tracing::debug!(code, %why, "HTTP/2 connection error");
+        put_goaway(&mut self.out, self.last_id, code, why.as_bytes());
+        self.failure = Some(why);
+        self.abandon("connection error");
+    }
+
+    /// Drops every stream (the connection is ending without serving them).
+    pub fn abandon(&mut self, why: &'static str) {
+        self.phase = Phase::Failed;
+        self.ready.clear();
+        for mut s in self.streams.drain() {
+            s.cancel(why);
+        }
+    }
+
+    /// Sends a graceful GOAWAY: streams already opened are served, later ones are not.
+    pub fn go_away(&mut self, debug: &'static str) {
+        if matches!(self.phase, Phase::Draining { .. } | Phase::Failed) {
+            return;
+        }
+        put_goaway(
+            &mut self.out,
+            self.last_id,
+            reason::NO_ERROR,
+            debug.as_bytes(),
+        );
+        self.phase = Phase::Draining { last: self.last_id };
+    }
+
+    /// Whether nothing is left to serve: the driver may close once `out` is written.
+    pub fn finished(&self) -> bool {
+        match self.phase {
+            Phase::Failed => true,
+            Phase::Draining { .. } => self.streams.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Gives stream `id`'s handler future a way to be cancelled with the stream.
+    pub fn set_abort(&mut self, id: u32, handle: futures_util::future::AbortHandle) {
+        match self.streams.get(id) {
+            Some(s) => s.abort = Some(handle),
+            None => handle.abort(),
+        }
+    }
+
+    /// Streams whose heads are complete, in the order they arrived, for dispatch.
+    pub fn take_ready(&mut self, into: &mut Vec<u32>) {
+        into.clear();
+        std::mem::swap(into, &mut self.ready);
+        // The h2 crate's "pending accept": resets count until the service takes streams.
+        self.pending_resets = 0;
+    }
+
+    fn frames(
+        &mut self,
+        input: &mut BytesMut,
+        quick: &mut QuickFn<'_>,
+        waker: &Waker,
+    ) -> Result<(), ConnError> {
+        if self.phase == Phase::Preface {
+            let n = input.len().min(PREFACE.len());
+            if input[..n] != PREFACE[..n] {
+                return Err(ConnError::new(
+                    reason::PROTOCOL_ERROR,
+                    "not an HTTP/2 preface",
+                ));
             }
-            if &input[..PREFACE.len()] != PREFACE {
-                return Err(Fatal(reason::PROTOCOL_ERROR, "not an HTTP/2 preface"));
+            if n < PREFACE.len() {
+                return Ok(());
             }
             input.advance(PREFACE.len());
-            self.preface = true;
+            self.phase = Phase::Settings;
         }
         while input.len() >= HEAD_LEN {
             let len = (usize::from(input[0]) << 16)
                 | (usize::from(input[1]) << 8)
                 | usize::from(input[2]);
             if len > MAX_FRAME {
-                return Err(Fatal(
+                return Err(ConnError::new(
                     reason::FRAME_SIZE_ERROR,
                     "frame larger than SETTINGS_MAX_FRAME_SIZE",
                 ));
@@ -148,386 +290,698 @@ impl Conn {
                 break;
             }
             let (ty, flags) = (input[3], input[4]);
-            let stream = u32::from_be_bytes([input[5], input[6], input[7], input[8]]) & 0x7fff_ffff;
-            let frame = input.split_to(HEAD_LEN + len);
-            self.frame(ty, flags, stream, &frame[HEAD_LEN..], handler)?;
+            let id = u32::from_be_bytes([input[5], input[6], input[7], input[8]]) & 0x7fff_ffff;
+            input.advance(HEAD_LEN);
+            let payload = input.split_to(len);
+            self.frame(ty, flags, id, payload, quick, waker)?;
+            if self.phase == Phase::Failed {
+                break;
+            }
         }
         Ok(())
     }
 
-    fn frame<H: Handler>(
+    fn spend(&mut self, g: Glitch) -> Result<(), ConnError> {
+        if self.budget.spend(g, self.now) {
+            return Ok(());
+        }
+        let why = self.budget.describe();
+        tracing::debug!(%why, "HTTP/2 connection over its flood budget");
+        Err(ConnError(reason::ENHANCE_YOUR_CALM, Cow::Owned(why)))
+    }
+
+    fn frame(
         &mut self,
         ty: u8,
         flags: u8,
-        stream: u32,
-        payload: &[u8],
-        handler: &H,
-    ) -> Result<(), Fatal> {
-        if self.block.is_some() && ty != kind::CONTINUATION {
-            return Err(Fatal(
+        id: u32,
+        payload: BytesMut,
+        quick: &mut QuickFn<'_>,
+        waker: &Waker,
+    ) -> Result<(), ConnError> {
+        if self.budget.enabled() {
+            let mut prefix = [0u8; 4];
+            let k = payload.len().min(4);
+            prefix[..k].copy_from_slice(&payload[..k]);
+            let f = scan::Frame {
+                kind: ty,
+                flags,
+                stream: id,
+                len: payload.len(),
+                prefix: u32::from_be_bytes(prefix),
+            };
+            if let Some(g) = budget::inbound(&f, self.starved) {
+                self.spend(g)?;
+            }
+        }
+        if self.phase == Phase::Settings && (ty != kind::SETTINGS || flags & flag::ACK != 0) {
+            return Err(ConnError::new(
                 reason::PROTOCOL_ERROR,
-                "a header block was interrupted",
+                "the first frame after the preface is not SETTINGS (RFC 9113 section 3.4)",
             ));
+        }
+        if let Some(b) = &self.block {
+            if ty != kind::CONTINUATION || id != b.stream {
+                return Err(ConnError::new(
+                    reason::PROTOCOL_ERROR,
+                    "a header block was interrupted (RFC 9113 section 6.10)",
+                ));
+            }
         }
         match ty {
-            kind::SETTINGS => self.settings_frame(flags, stream, payload),
-            kind::PING => {
-                if stream != 0 || payload.len() != 8 {
-                    return Err(Fatal(reason::PROTOCOL_ERROR, "bad PING"));
-                }
-                if flags & flag::ACK == 0 {
-                    head(&mut self.out, 8, kind::PING, flag::ACK, 0);
-                    self.out.extend_from_slice(payload);
-                }
-                Ok(())
-            }
-            kind::WINDOW_UPDATE => self.window_update_frame(stream, payload),
-            kind::HEADERS => self.headers_frame(flags, stream, payload, handler),
-            kind::CONTINUATION => {
-                let Some((id, end_stream)) = self.block else {
-                    return Err(Fatal(
-                        reason::PROTOCOL_ERROR,
-                        "CONTINUATION without HEADERS",
-                    ));
-                };
-                if id != stream {
-                    return Err(Fatal(
-                        reason::PROTOCOL_ERROR,
-                        "CONTINUATION on another stream",
-                    ));
-                }
-                self.gather(payload)?;
-                if flags & flag::END_HEADERS != 0 {
-                    self.block = None;
-                    let block = std::mem::take(&mut self.block_bytes);
-                    self.request(stream, end_stream, &block, handler)?;
-                    self.block_bytes = block;
-                    self.block_bytes.clear();
-                }
-                Ok(())
-            }
-            kind::DATA => {
-                // No request the inline engine takes has a body; keep the windows open.
-                self.received_unacked += payload.len() as u32;
-                if self.received_unacked >= CONN_WINDOW / 2 {
-                    window_update(&mut self.out, 0, self.received_unacked);
-                    self.received_unacked = 0;
-                }
-                Ok(())
-            }
-            kind::RST_STREAM | kind::PRIORITY => Ok(()),
+            kind::DATA => self.data(flags, id, payload.freeze(), waker),
+            kind::HEADERS => self.headers(flags, id, &payload, quick),
+            kind::CONTINUATION => self.continuation(flags, id, &payload, quick),
+            kind::PRIORITY => self.priority(id, &payload),
+            kind::RST_STREAM => self.rst_stream(id, &payload),
+            kind::SETTINGS => self.settings(flags, id, &payload),
+            kind::PUSH_PROMISE => Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "PUSH_PROMISE from a client (RFC 9113 section 8.4)",
+            )),
+            kind::PING => self.ping(flags, id, &payload),
             kind::GOAWAY => {
-                self.closing = true;
+                if id != 0 {
+                    return Err(ConnError::new(reason::PROTOCOL_ERROR, "GOAWAY on a stream"));
+                }
+                // The client will open no more streams; those open are still served.
                 Ok(())
             }
-            kind::PUSH_PROMISE => Err(Fatal(reason::PROTOCOL_ERROR, "client sent PUSH_PROMISE")),
-            _ => Ok(()),
+            kind::WINDOW_UPDATE => self.window_update(id, &payload),
+            _ => Ok(()), // unknown frame types are ignored (RFC 9113 section 4.1)
         }
     }
 
-    fn settings_frame(&mut self, flags: u8, stream: u32, payload: &[u8]) -> Result<(), Fatal> {
-        if stream != 0 || !payload.len().is_multiple_of(6) {
-            return Err(Fatal(reason::FRAME_SIZE_ERROR, "bad SETTINGS"));
+    fn settings(&mut self, flags: u8, id: u32, p: &[u8]) -> Result<(), ConnError> {
+        if id != 0 {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "SETTINGS on a stream",
+            ));
         }
         if flags & flag::ACK != 0 {
+            if !p.is_empty() {
+                return Err(ConnError::new(
+                    reason::FRAME_SIZE_ERROR,
+                    "SETTINGS ACK with a payload",
+                ));
+            }
             return Ok(());
         }
-        for s in payload.chunks_exact(6) {
-            let id = u16::from_be_bytes([s[0], s[1]]);
+        if !p.len().is_multiple_of(6) {
+            return Err(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "SETTINGS length not a multiple of 6",
+            ));
+        }
+        self.phase = match self.phase {
+            Phase::Settings => Phase::Open,
+            other => other,
+        };
+        for s in p.chunks_exact(6) {
+            let key = u16::from_be_bytes([s[0], s[1]]);
             let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
-            match id {
+            match key {
+                setting::ENABLE_PUSH if v > 1 => {
+                    return Err(ConnError::new(
+                        reason::PROTOCOL_ERROR,
+                        "SETTINGS_ENABLE_PUSH above 1",
+                    ))
+                }
                 setting::INITIAL_WINDOW_SIZE => {
-                    if v > 0x7fff_ffff {
-                        return Err(Fatal(
+                    if i64::from(v) > MAX_WINDOW {
+                        return Err(ConnError::new(
                             reason::FLOW_CONTROL_ERROR,
-                            "initial window too large",
+                            "SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1",
                         ));
                     }
-                    let delta = i64::from(v) - self.peer_window;
-                    self.peer_window = i64::from(v);
-                    for p in &mut self.pending {
-                        p.window += delta;
+                    let delta = i64::from(v) - self.peer_initial_window;
+                    self.peer_initial_window = i64::from(v);
+                    for st in self.streams.iter_mut() {
+                        st.send_window += delta;
+                        if st.send_window > MAX_WINDOW {
+                            return Err(ConnError::new(
+                                reason::FLOW_CONTROL_ERROR,
+                                "a stream window above 2^31-1",
+                            ));
+                        }
                     }
                 }
-                setting::MAX_FRAME_SIZE => self.peer_max_frame = v as usize,
+                setting::MAX_FRAME_SIZE => {
+                    if !(16_384..=16_777_215).contains(&v) {
+                        return Err(ConnError::new(
+                            reason::PROTOCOL_ERROR,
+                            "SETTINGS_MAX_FRAME_SIZE out of range",
+                        ));
+                    }
+                    self.peer_max_frame = v as usize;
+                }
+                // HEADER_TABLE_SIZE: the encoder uses no dynamic table; others are ignored.
                 _ => {}
             }
         }
-        head(&mut self.out, 0, kind::SETTINGS, flag::ACK, 0);
-        self.flush_pending();
+        put_head(&mut self.out, 0, kind::SETTINGS, flag::ACK, 0);
         Ok(())
     }
 
-    fn window_update_frame(&mut self, stream: u32, payload: &[u8]) -> Result<(), Fatal> {
-        if payload.len() != 4 {
-            return Err(Fatal(reason::FRAME_SIZE_ERROR, "bad WINDOW_UPDATE"));
+    fn ping(&mut self, flags: u8, id: u32, p: &[u8]) -> Result<(), ConnError> {
+        if id != 0 {
+            return Err(ConnError::new(reason::PROTOCOL_ERROR, "PING on a stream"));
         }
-        let inc = i64::from(
-            u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff,
-        );
-        if inc == 0 {
-            return Err(Fatal(reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0"));
+        if p.len() != 8 {
+            return Err(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "PING length not 8",
+            ));
         }
-        if stream == 0 {
+        if flags & flag::ACK == 0 {
+            put_head(&mut self.out, 8, kind::PING, flag::ACK, 0);
+            self.out.extend_from_slice(p);
+        }
+        Ok(())
+    }
+
+    fn window_update(&mut self, id: u32, p: &[u8]) -> Result<(), ConnError> {
+        if p.len() != 4 {
+            return Err(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "WINDOW_UPDATE length not 4",
+            ));
+        }
+        let inc = i64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff);
+        if id == 0 {
+            if inc == 0 {
+                return Err(ConnError::new(reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0"));
+            }
             self.send_window += inc;
-        } else if let Some(p) = self.pending.iter_mut().find(|p| p.stream == stream) {
-            p.window += inc;
-        }
-        self.flush_pending();
-        Ok(())
-    }
-
-    fn headers_frame<H: Handler>(
-        &mut self,
-        flags: u8,
-        stream: u32,
-        payload: &[u8],
-        handler: &H,
-    ) -> Result<(), Fatal> {
-        if stream == 0 || stream.is_multiple_of(2) || stream <= self.last_stream {
-            return Err(Fatal(
-                reason::PROTOCOL_ERROR,
-                "bad stream id for a new stream",
-            ));
-        }
-        self.last_stream = stream;
-        let mut p = payload;
-        let mut pad = 0;
-        if flags & flag::PADDED != 0 {
-            pad = usize::from(
-                *p.first()
-                    .ok_or(Fatal(reason::PROTOCOL_ERROR, "bad padding"))?,
-            );
-            p = &p[1..];
-        }
-        if flags & flag::PRIORITY != 0 {
-            p = p
-                .get(5..)
-                .ok_or(Fatal(reason::PROTOCOL_ERROR, "bad priority"))?;
-        }
-        if pad > p.len() {
-            return Err(Fatal(reason::PROTOCOL_ERROR, "bad padding"));
-        }
-        let block = &p[..p.len() - pad];
-        let end_stream = flags & flag::END_STREAM != 0;
-        if flags & flag::END_HEADERS != 0 {
-            return self.request(stream, end_stream, block, handler);
-        }
-        self.block = Some((stream, end_stream));
-        self.block_bytes.clear();
-        self.gather(block)
-    }
-
-    fn gather(&mut self, fragment: &[u8]) -> Result<(), Fatal> {
-        if self.block_bytes.len() + fragment.len()
-            > self.settings.max_header_bytes.max(16 * 1024) * 4
-        {
-            return Err(Fatal(
-                reason::ENHANCE_YOUR_CALM,
-                "header block way too large",
-            ));
-        }
-        self.block_bytes.extend_from_slice(fragment);
-        Ok(())
-    }
-
-    fn request<H: Handler>(
-        &mut self,
-        stream: u32,
-        end_stream: bool,
-        block: &[u8],
-        handler: &H,
-    ) -> Result<(), Fatal> {
-        let mut method: [u8; 8] = [0; 8];
-        let mut method_len = 0;
-        let mut path: Vec<u8> = Vec::new();
-        let listed = self
-            .decoder
-            .decode(block, |name, value| match name {
-                b":method" if value.len() <= method.len() => {
-                    method[..value.len()].copy_from_slice(value);
-                    method_len = value.len();
-                }
-                b":path" => path.extend_from_slice(value),
-                _ => {}
-            })
-            .map_err(|e| Fatal(reason::COMPRESSION_ERROR, e.0))?;
-        let started = Instant::now();
-        let method = &method[..method_len];
-        if listed > self.settings.max_header_bytes {
-            self.answered += 1;
-            self.respond(
-                stream,
-                431,
-                "text/plain; charset=utf-8",
-                b"request header fields too large\n",
-                false,
-                started,
-            );
+            if self.send_window > MAX_WINDOW {
+                return Err(ConnError::new(
+                    reason::FLOW_CONTROL_ERROR,
+                    "the connection window above 2^31-1",
+                ));
+            }
             return Ok(());
         }
-        let quick = if end_stream {
-            handler.quick(method, &path)
+        if id > self.last_id {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "WINDOW_UPDATE on an idle stream",
+            ));
+        }
+        let Some(s) = self.streams.get(id) else {
+            return Ok(()); // closed: allowed for a while (RFC 9113 section 6.9)
+        };
+        if inc == 0 {
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        s.send_window += inc;
+        if s.send_window > MAX_WINDOW {
+            return self.reset(id, reason::FLOW_CONTROL_ERROR);
+        }
+        Ok(())
+    }
+
+    fn priority(&mut self, id: u32, p: &[u8]) -> Result<(), ConnError> {
+        if id == 0 {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "PRIORITY on stream 0",
+            ));
+        }
+        if p.len() != 5 {
+            return self.reset(id, reason::FRAME_SIZE_ERROR);
+        }
+        if u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff == id {
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        Ok(())
+    }
+
+    fn rst_stream(&mut self, id: u32, p: &[u8]) -> Result<(), ConnError> {
+        if id == 0 {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "RST_STREAM on stream 0",
+            ));
+        }
+        if p.len() != 4 {
+            return Err(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "RST_STREAM length not 4",
+            ));
+        }
+        if id > self.last_id {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "RST_STREAM on an idle stream",
+            ));
+        }
+        let Some(mut s) = self.streams.remove(id) else {
+            return Ok(());
+        };
+        if !matches!(s.pending, Pending::None) {
+            self.pending_resets += 1;
+            if self.cfg.max_pending_resets > 0 && self.pending_resets > self.cfg.max_pending_resets
+            {
+                return Err(ConnError::new(reason::ENHANCE_YOUR_CALM, "too_many_resets"));
+            }
+        }
+        self.release_stream_credit(&s);
+        s.cancel("stream reset by the client");
+        self.recent.add(id, Closed::ByPeer);
+        Ok(())
+    }
+
+    /// Resets a stream (a stream error), counting it against the client when the code
+    /// says the client caused it.
+    pub(super) fn reset(&mut self, id: u32, code: u32) -> Result<(), ConnError> {
+        put_rst_stream(&mut self.out, id, code);
+        if let Some(mut s) = self.streams.remove(id) {
+            self.release_stream_credit(&s);
+            s.cancel("stream reset by the server");
+        }
+        self.recent.add(id, Closed::ByUs);
+        if matches!(code, reason::NO_ERROR | INTERNAL_ERROR | CANCEL) {
+            return Ok(());
+        }
+        self.local_resets += 1;
+        if self.cfg.max_local_resets > 0 && self.local_resets > self.cfg.max_local_resets {
+            return Err(ConnError::new(
+                reason::ENHANCE_YOUR_CALM,
+                "too_many_internal_resets",
+            ));
+        }
+        self.spend(Glitch::ServerReset)
+    }
+
+    /// Gives back the connection credit of a closing stream's request bytes, read or not.
+    fn release_stream_credit(&mut self, s: &Stream) {
+        if let Some(i) = &s.inbound {
+            self.conn_unreleased += i.reclaim();
+        }
+    }
+
+    fn headers(
+        &mut self,
+        flags: u8,
+        id: u32,
+        p: &[u8],
+        quick: &mut QuickFn<'_>,
+    ) -> Result<(), ConnError> {
+        if id == 0 || id.is_multiple_of(2) {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "HEADERS on stream 0 or on a stream the server would open",
+            ));
+        }
+        let mut p = p;
+        let mut pad = 0;
+        if flags & flag::PADDED != 0 {
+            let (&n, rest) = p.split_first().ok_or(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "PADDED HEADERS without its length",
+            ))?;
+            pad = usize::from(n);
+            p = rest;
+        }
+        let mut self_dependent = false;
+        if flags & flag::PRIORITY != 0 {
+            let dep = p.get(..5).ok_or(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "HEADERS too short for PRIORITY",
+            ))?;
+            self_dependent =
+                u32::from_be_bytes([dep[0], dep[1], dep[2], dep[3]]) & 0x7fff_ffff == id;
+            p = &p[5..];
+        }
+        if pad > p.len() {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "padding longer than the frame (RFC 9113 section 6.2)",
+            ));
+        }
+        let fragment = &p[..p.len() - pad];
+        let end_stream = flags & flag::END_STREAM != 0;
+        if flags & flag::END_HEADERS != 0 {
+            return self.block_done(id, end_stream, self_dependent, fragment, quick);
+        }
+        let mut bytes = std::mem::take(&mut self.spare_block);
+        bytes.clear();
+        bytes.extend_from_slice(fragment);
+        self.block = Some(Block {
+            stream: id,
+            end_stream,
+            self_dependent,
+            bytes,
+            continuations: 0,
+        });
+        Ok(())
+    }
+
+    fn continuation(
+        &mut self,
+        flags: u8,
+        id: u32,
+        p: &[u8],
+        quick: &mut QuickFn<'_>,
+    ) -> Result<(), ConnError> {
+        let max = max_continuations(self.cfg.max_header_bytes);
+        let Some(b) = self.block.as_mut() else {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "CONTINUATION without HEADERS (RFC 9113 section 6.10)",
+            ));
+        };
+        debug_assert_eq!(id, b.stream, "checked in frame()");
+        b.bytes.extend_from_slice(p);
+        if flags & flag::END_HEADERS == 0 {
+            b.continuations += 1;
+            if b.continuations > max {
+                return Err(ConnError::new(
+                    reason::ENHANCE_YOUR_CALM,
+                    "too_many_continuations",
+                ));
+            }
+            return Ok(());
+        }
+        let b = self.block.take().expect("checked above");
+        let r = self.block_done(b.stream, b.end_stream, b.self_dependent, &b.bytes, quick);
+        self.spare_block = b.bytes;
+        r
+    }
+
+    /// Decodes a block whose fields go nowhere, keeping the table in step.
+    fn discard(&mut self, block: &[u8]) -> Result<(), ConnError> {
+        let limit = self.cfg.max_header_bytes;
+        let mut h = std::mem::take(&mut self.head);
+        h.clear();
+        let done = self.decoder.decode(block, |f| h.add(f, limit, false));
+        let too_large = h.way_too_large;
+        h.clear();
+        self.head = h;
+        done?;
+        if too_large {
+            return Err(ConnError::new(
+                reason::ENHANCE_YOUR_CALM,
+                "header_list_way_too_large",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A complete header block on stream `id`: a request's head, or its trailers.
+    fn block_done(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        self_dependent: bool,
+        block: &[u8],
+        quick: &mut QuickFn<'_>,
+    ) -> Result<(), ConnError> {
+        if self_dependent {
+            // Decoded all the same: the HPACK table must stay in step.
+            self.last_id = self.last_id.max(id);
+            self.discard(block)?;
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        if id <= self.last_id {
+            if self.streams.get(id).is_some_and(|s| s.recv_open) {
+                return self.trailers(id, end_stream, block);
+            }
+            self.discard(block)?;
+            return match (self.streams.get(id).is_some(), self.recent.get(id)) {
+                // Half-closed (remote): a stream error (RFC 9113 section 5.1).
+                (true, _) => self.reset(id, STREAM_CLOSED),
+                (false, Some(Closed::ByUs)) => Ok(()),
+                (false, Some(_)) => Err(ConnError::new(
+                    STREAM_CLOSED,
+                    "HEADERS on a closed stream (RFC 9113 section 5.1)",
+                )),
+                (false, None) => Err(ConnError::new(
+                    reason::PROTOCOL_ERROR,
+                    "a new stream's id is not above the last one (RFC 9113 section 5.1.1)",
+                )),
+            };
+        }
+        self.last_id = id;
+        if let Phase::Draining { last } = self.phase {
+            if id > last {
+                // After our GOAWAY: not served, but the table must stay in step.
+                return self.discard(block);
+            }
+        }
+        let limit = self.cfg.max_header_bytes;
+        let mut h = std::mem::take(&mut self.head);
+        h.clear();
+        let decoded = self.decoder.decode(block, |f| h.add(f, limit, false));
+        let r = self.open(id, end_stream, decoded, &mut h, quick);
+        self.head = h;
+        r
+    }
+
+    fn open(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        decoded: Result<bool, DecodeError>,
+        h: &mut Head,
+        quick: &mut QuickFn<'_>,
+    ) -> Result<(), ConnError> {
+        decoded?;
+        if h.way_too_large {
+            return Err(ConnError::new(
+                reason::ENHANCE_YOUR_CALM,
+                "header_list_way_too_large",
+            ));
+        }
+        if self.streams.len() >= self.cfg.max_streams as usize {
+            return self.reset(id, REFUSED_STREAM);
+        }
+        if h.oversize {
+            self.too_large(id);
+            if end_stream {
+                self.recent.add(id, Closed::Normally);
+                return Ok(());
+            }
+            return self.reset(id, REFUSED_STREAM);
+        }
+        let mut checked = h.check();
+        if checked.is_ok() && end_stream && h.content_length.is_some_and(|n| n > 0) {
+            checked =
+                Err("content-length above 0 on a request without content (RFC 9113 section 8.1.1)");
+        }
+        if let Err(why) = checked {
+            tracing::debug!(stream = id, why, "malformed HTTP/2 request: stream reset");
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        let mut s = Stream::new(id, self.peer_initial_window, i64::from(STREAM_WINDOW));
+        s.recv_open = !end_stream;
+        s.content_length = h.content_length;
+        s.head_request = h.is_head();
+        let answer = if end_stream {
+            quick(
+                h.method.as_deref().unwrap_or_default(),
+                h.path.as_deref().unwrap_or_default(),
+            )
         } else {
             None
         };
-        self.answered += 1;
-        match quick {
-            Some(q) => {
-                let head_only = method == b"HEAD";
-                self.respond(stream, 200, q.content_type, q.body, head_only, started)
+        s.pending = match answer {
+            Some(q) => Pending::Quick(q),
+            None => {
+                let mut boxed = self.spare_heads.pop().unwrap_or_default();
+                std::mem::swap(&mut *boxed, h);
+                Pending::Request(boxed)
             }
-            None => self.respond(
-                stream,
-                501,
-                "text/plain; charset=utf-8",
-                b"not served by the lab HTTP/2 engine (a prototype: inline answers only)\n",
-                false,
-                started,
-            ),
+        };
+        if !end_stream {
+            s.inbound = Some(Inbound::new(s.content_length));
+        }
+        self.streams.insert(s);
+        self.ready.push(id);
+        Ok(())
+    }
+
+    fn trailers(&mut self, id: u32, end_stream: bool, block: &[u8]) -> Result<(), ConnError> {
+        let limit = self.cfg.max_header_bytes;
+        let mut h = std::mem::take(&mut self.head);
+        h.clear();
+        let decoded = self.decoder.decode(block, |f| h.add(f, limit, true));
+        let way_too_large = h.way_too_large;
+        let bad = h.malformed.is_some() || h.oversize || !end_stream;
+        let trailers = h.take_trailers();
+        h.clear();
+        self.head = h;
+        decoded?;
+        if way_too_large {
+            return Err(ConnError::new(
+                reason::ENHANCE_YOUR_CALM,
+                "header_list_way_too_large",
+            ));
+        }
+        if bad {
+            // Trailers must end the stream and hold no pseudo-header (RFC 9113 section 8.1).
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        self.end_of_request(id, Some(trailers))
+    }
+
+    /// The client ended its side of `id` (END_STREAM on DATA or trailers).
+    fn end_of_request(
+        &mut self,
+        id: u32,
+        trailers: Option<http::HeaderMap>,
+    ) -> Result<(), ConnError> {
+        let Some(s) = self.streams.get(id) else {
+            return Ok(());
+        };
+        if s.content_length.is_some_and(|n| n != s.received) {
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        s.recv_open = false;
+        if let Some(i) = s.inbound.take() {
+            i.finish(trailers);
+            // Keep the inbound to hand back credit for what is read from now on.
+            s.inbound = Some(i);
+        }
+        if s.send == Send::Done {
+            self.close(id);
         }
         Ok(())
     }
 
-    fn respond(
-        &mut self,
-        stream: u32,
-        status: u16,
-        content_type: &str,
-        body: &'static [u8],
-        head_only: bool,
-        started: Instant,
-    ) {
-        let at = self.out.len();
-        self.out.extend_from_slice(&[0; HEAD_LEN]);
-        match status {
-            200 => self.out.push(0x88),
-            _ => {
-                // :status, literal without indexing, static name 8.
-                self.out.push(0x08);
-                self.out.push(3);
-                self.out.extend_from_slice(status.to_string().as_bytes());
-            }
+    fn data(&mut self, flags: u8, id: u32, payload: Bytes, waker: &Waker) -> Result<(), ConnError> {
+        if id == 0 {
+            return Err(ConnError::new(reason::PROTOCOL_ERROR, "DATA on stream 0"));
         }
-        literal(&mut self.out, 31, content_type.as_bytes());
-        let (digits, d) = decimal(body.len());
-        literal(&mut self.out, 28, &digits[digits.len() - d..]);
-        literal(&mut self.out, 33, self.date.now());
-        let (timing, n) = crate::server_timing::format("app", started);
-        self.out.push(0x00);
-        put_integer(&mut self.out, 0, 7, b"server-timing".len());
-        self.out.extend_from_slice(b"server-timing");
-        put_integer(&mut self.out, 0, 7, n);
-        self.out.extend_from_slice(&timing[..n]);
-        let block_len = self.out.len() - at - HEAD_LEN;
-        let end = if head_only || body.is_empty() {
-            flag::END_STREAM
-        } else {
-            0
+        let flow = payload.len();
+        if flow as i64 > self.recv_window {
+            return Err(ConnError::new(
+                reason::FLOW_CONTROL_ERROR,
+                "DATA beyond the connection window",
+            ));
+        }
+        self.recv_window -= flow as i64;
+        let mut data = payload;
+        if flags & flag::PADDED != 0 {
+            let pad = usize::from(*data.first().ok_or(ConnError::new(
+                reason::FRAME_SIZE_ERROR,
+                "PADDED DATA without its length",
+            ))?);
+            if pad >= data.len() {
+                return Err(ConnError::new(
+                    reason::PROTOCOL_ERROR,
+                    "padding longer than the frame (RFC 9113 section 6.1)",
+                ));
+            }
+            data = data.slice(1..data.len() - pad);
+        }
+        if id > self.last_id {
+            return Err(ConnError::new(
+                reason::PROTOCOL_ERROR,
+                "DATA on an idle stream",
+            ));
+        }
+        let end = flags & flag::END_STREAM != 0;
+        let Some(s) = self.streams.get(id).filter(|s| s.recv_open) else {
+            self.conn_unreleased += flow;
+            if self.streams.get(id).is_some() {
+                return self.reset(id, STREAM_CLOSED); // half-closed (remote)
+            }
+            return match (self.recent.get(id), self.phase) {
+                (Some(Closed::ByUs), _) => Ok(()),
+                (_, Phase::Draining { last }) if id > last => Ok(()),
+                _ => self.reset(id, STREAM_CLOSED),
+            };
         };
-        fill_head(
-            &mut self.out[at..at + HEAD_LEN],
-            block_len,
-            kind::HEADERS,
-            flag::END_HEADERS | end,
-            stream,
-        );
-        if end == 0 {
-            self.pending.push_back(Pending {
-                stream,
-                window: self.peer_window,
-                body,
-            });
-            self.flush_pending();
+        if flow as i64 > s.recv_window {
+            self.conn_unreleased += flow;
+            return self.reset(id, reason::FLOW_CONTROL_ERROR);
+        }
+        s.recv_window -= flow as i64;
+        s.received += data.len() as u64;
+        // Padding is credit at once; the data when the handler has read it.
+        let padding = flow - data.len();
+        s.unreleased += padding;
+        self.conn_unreleased += padding;
+        if s.content_length.is_some_and(|n| s.received > n) {
+            return self.reset(id, reason::PROTOCOL_ERROR);
+        }
+        let n = data.len();
+        // Small frames are copied, so one does not keep a whole read buffer alive.
+        let data = if n < 4096 {
+            Bytes::copy_from_slice(&data)
+        } else {
+            data
+        };
+        let kept = match &s.inbound {
+            Some(i) if n > 0 => i.push(data, waker),
+            _ => true,
+        };
+        if !kept {
+            s.unreleased += n;
+            self.conn_unreleased += n;
+        }
+        if end {
+            return self.end_of_request(id, None);
+        }
+        Ok(())
+    }
+
+    /// Closes a stream whose response has ended: normally when the request has ended
+    /// too, else with RST_STREAM NO_ERROR (RFC 9113 section 8.1: the rest of the request
+    /// is not needed).
+    pub(super) fn close(&mut self, id: u32) {
+        let Some(s) = self.streams.get(id) else {
+            return;
+        };
+        if s.recv_open {
+            let _ = self.reset(id, reason::NO_ERROR);
+            return;
+        }
+        if let Some(mut s) = self.streams.remove(id) {
+            self.release_stream_credit(&s);
+            s.cancel("stream closed");
+            self.recent.add(id, Closed::Normally);
         }
     }
 
-    /// Sends the bodies whose windows allow, in order.
-    fn flush_pending(&mut self) {
-        let mut i = 0;
-        while i < self.pending.len() {
-            let p = &self.pending[i];
-            let n = p.body.len() as i64;
-            if n <= p.window && n <= self.send_window && p.body.len() <= self.peer_max_frame {
-                self.send_window -= n;
-                let p = self.pending.remove(i).expect("index checked");
-                head(
-                    &mut self.out,
-                    p.body.len(),
-                    kind::DATA,
-                    flag::END_STREAM,
-                    p.stream,
-                );
-                self.out.extend_from_slice(p.body);
-            } else {
-                i += 1;
+    /// Gives back credit for request bytes the handlers have read: WINDOW_UPDATE for a
+    /// stream once half its window is read, for the connection once half of its.
+    pub fn release(&mut self) {
+        let mut updates: Vec<(u32, u32)> = Vec::new();
+        for s in self.streams.iter_mut() {
+            let Some(i) = &s.inbound else { continue };
+            let (read, _) = i.take_consumed();
+            s.unreleased += read;
+            self.conn_unreleased += read;
+            if s.recv_open && s.unreleased >= STREAM_WINDOW as usize / 2 {
+                updates.push((s.id, s.unreleased as u32));
+                s.recv_window += s.unreleased as i64;
+                s.unreleased = 0;
             }
         }
-    }
-}
-
-fn literal(out: &mut Vec<u8>, static_name: usize, value: &[u8]) {
-    // Literal without indexing, indexed name.
-    put_integer(out, 0x00, 4, static_name);
-    put_integer(out, 0, 7, value.len());
-    out.extend_from_slice(value);
-}
-
-/// `n` in decimal at the end of a buffer, and its number of digits.
-fn decimal(mut n: usize) -> ([u8; 20], usize) {
-    let mut b = [0u8; 20];
-    let mut d = 0;
-    loop {
-        d += 1;
-        b[20 - d] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return (b, d);
+        for (id, n) in updates {
+            put_window_update(&mut self.out, id, n);
+        }
+        if self.conn_unreleased >= CONN_WINDOW as usize / 2 {
+            put_window_update(&mut self.out, 0, self.conn_unreleased as u32);
+            self.recv_window += self.conn_unreleased as i64;
+            self.conn_unreleased = 0;
         }
     }
 }
 
-fn head(out: &mut Vec<u8>, len: usize, ty: u8, flags: u8, stream: u32) {
-    let at = out.len();
-    out.extend_from_slice(&[0; HEAD_LEN]);
-    fill_head(&mut out[at..], len, ty, flags, stream);
-}
+/// SETTINGS_MAX_HEADER_LIST_SIZE.
+const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+const REFUSED_STREAM: u32 = 0x7;
+const CANCEL: u32 = 0x8;
+const INTERNAL_ERROR: u32 = 0x2;
+const STREAM_CLOSED: u32 = 0x5;
 
-fn fill_head(b: &mut [u8], len: usize, ty: u8, flags: u8, stream: u32) {
-    let l = (len as u32).to_be_bytes();
-    b[..HEAD_LEN].copy_from_slice(&[l[1], l[2], l[3], ty, flags, 0, 0, 0, 0]);
-    b[5..9].copy_from_slice(&stream.to_be_bytes());
-}
-
-fn window_update(out: &mut Vec<u8>, stream: u32, inc: u32) {
-    head(out, 4, kind::WINDOW_UPDATE, 0, stream);
-    out.extend_from_slice(&inc.to_be_bytes());
-}
-
-fn goaway(out: &mut Vec<u8>, last: u32, code: u32, debug: &[u8]) {
-    head(out, 8 + debug.len(), kind::GOAWAY, 0, 0);
-    out.extend_from_slice(&last.to_be_bytes());
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(debug);
-}
-
-/// The `date` value, formatted once a second.
-#[derive(Default)]
-struct Date {
-    second: u64,
-    text: Vec<u8>,
-}
-
-impl Date {
-    fn now(&mut self) -> &[u8] {
-        let now = SystemTime::now();
-        let second = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if second != self.second || self.text.is_empty() {
-            self.second = second;
-            self.text = httpdate::fmt_http_date(now).into_bytes();
-        }
-        &self.text
-    }
+/// CONTINUATION frames allowed in one block: enough for a list of the largest size
+/// allowed, with a quarter to spare, and at least five (the h2 crate's bound).
+pub fn max_continuations(max_header_bytes: usize) -> usize {
+    let frames = (max_header_bytes / MAX_FRAME).max(1);
+    frames.saturating_add(frames >> 2).max(5)
 }

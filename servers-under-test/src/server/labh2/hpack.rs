@@ -1,10 +1,15 @@
-//! HPACK decoding (RFC 7541) for the lab engine: every field of a request's header block
-//! handed to a callback as byte slices, the dynamic table kept exactly, and the decoded
-//! list's size (RFC 9113 §6.5.2: name + value + 32 per field) counted.
+//! HPACK decoding (RFC 7541) for the lab engine. Every field is classified once, when it
+//! is decoded or enters the dynamic table (a pseudo-header, a valid lowercase name, a
+//! connection-specific name, an invalid one; a value with forbidden bytes or surrounding
+//! whitespace), so a field referenced by index, as most of a client's fields are after
+//! its first request, costs a reference-count increment and no check.
 
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 
+use bytes::Bytes;
 use h2lab_common::hpack::{get_integer, STATIC};
+use http::HeaderName;
 
 /// Why a block could not be decoded: a COMPRESSION_ERROR on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,8 +18,80 @@ pub struct DecodeError(pub &'static str);
 /// The table size the engine allows (SETTINGS_HEADER_TABLE_SIZE is left at its default).
 pub const TABLE_SIZE: usize = 4096;
 
-/// A dynamic-table entry: name and value.
-type Field = (Box<[u8]>, Box<[u8]>);
+/// What a field's name is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    /// `:method`.
+    Method,
+    /// `:scheme`.
+    Scheme,
+    /// `:authority`.
+    Authority,
+    /// `:path`.
+    Path,
+    /// `:protocol` (RFC 8441).
+    Protocol,
+    /// `:status` or an unknown pseudo-header: malformed in a request.
+    BadPseudo,
+    /// A regular field with a valid lowercase name.
+    Field(HeaderName),
+    /// A connection-specific field (RFC 9113 §8.2.2): malformed in HTTP/2.
+    ConnectionSpecific,
+    /// A name with uppercase letters or bytes no field name may hold (§8.2.1).
+    Invalid,
+}
+
+/// One decoded field.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The name, classified.
+    pub name: Name,
+    /// The value's bytes.
+    pub value: Bytes,
+    /// The value holds no NUL, CR, LF or other control byte (§8.2.1).
+    pub value_ok: bool,
+    /// The value starts or ends with a space or tab (§8.2.1 forbids it).
+    pub padded: bool,
+    /// Name and value lengths plus 32 (RFC 7541 §4.1, RFC 9113 §6.5.2).
+    pub size: usize,
+}
+
+impl Field {
+    /// Classifies a field from its raw name and value.
+    pub fn new(name: &[u8], value: Bytes) -> Field {
+        let ws = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        Field {
+            name: classify(name),
+            value_ok: value.iter().all(|&b| b >= 0x20 && b != 0x7f || b == b'\t'),
+            padded: ws(value.first()) || ws(value.last()),
+            size: name.len() + value.len() + 32,
+            value,
+        }
+    }
+}
+
+fn classify(name: &[u8]) -> Name {
+    match name {
+        b":method" => Name::Method,
+        b":scheme" => Name::Scheme,
+        b":authority" => Name::Authority,
+        b":path" => Name::Path,
+        b":protocol" => Name::Protocol,
+        [b':', ..] => Name::BadPseudo,
+        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
+            Name::ConnectionSpecific
+        }
+        _ if name.iter().any(u8::is_ascii_uppercase) => Name::Invalid,
+        _ => HeaderName::from_bytes(name).map_or(Name::Invalid, Name::Field),
+    }
+}
+
+static STATIC_FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
+    STATIC
+        .iter()
+        .map(|(n, v)| Field::new(n.as_bytes(), Bytes::from_static(v.as_bytes())))
+        .collect()
+});
 
 /// A connection's decoder.
 #[derive(Debug)]
@@ -38,26 +115,31 @@ impl Default for Decoder {
     }
 }
 
-fn entry_size(name: &[u8], value: &[u8]) -> usize {
-    name.len() + value.len() + 32
+/// What the caller says after each field: go on, or stop (the block is abandoned and the
+/// connection with it, since the table is then out of step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Decode the next field.
+    Go,
+    /// Stop decoding.
+    Stop,
 }
 
 impl Decoder {
-    /// Decodes `block`, calling `field` for each field in order; answers the decoded
-    /// list's size.
+    /// Decodes `block`, calling `field` for each field in order. `Ok(false)` when the
+    /// callback stopped it.
     pub fn decode(
         &mut self,
         mut block: &[u8],
-        mut field: impl FnMut(&[u8], &[u8]),
-    ) -> Result<usize, DecodeError> {
-        let mut listed = 0;
+        mut field: impl FnMut(&Field) -> Next,
+    ) -> Result<bool, DecodeError> {
         let mut first = true;
         while let Some(&b) = block.first() {
             if b & 0x80 != 0 {
                 let i = integer(&mut block, 7)?;
-                let (n, v) = self.get(i)?;
-                listed += entry_size(n, v);
-                field(n, v);
+                if field(self.get(i)?) == Next::Stop {
+                    return Ok(false);
+                }
             } else if b & 0xe0 == 0x20 {
                 if !first {
                     return Err(DecodeError("table size update not at the start of a block"));
@@ -76,61 +158,67 @@ impl Decoder {
                 // indexed (4-bit index).
                 let indexing = b & 0xc0 == 0x40;
                 let index = integer(&mut block, if indexing { 6 } else { 4 })?;
-                let mut name = std::mem::take(&mut self.name);
-                name.clear();
-                if index == 0 {
-                    string(&mut block, &mut name)?;
-                } else {
-                    name.extend_from_slice(self.get(index)?.0);
-                }
                 let mut value = std::mem::take(&mut self.value);
                 value.clear();
-                string(&mut block, &mut value)?;
-                listed += entry_size(&name, &value);
-                field(&name, &value);
-                if indexing {
-                    self.insert(&name, &value);
-                }
-                self.name = name;
+                let f = if index == 0 {
+                    let mut name = std::mem::take(&mut self.name);
+                    name.clear();
+                    string(&mut block, &mut name)?;
+                    string(&mut block, &mut value)?;
+                    let f = Field::new(&name, Bytes::copy_from_slice(&value));
+                    self.name = name;
+                    f
+                } else {
+                    let named = self.get(index)?;
+                    // The indexed entry's size less its value: the name's length plus 32.
+                    let (kind, name_cost) = (named.name.clone(), named.size - named.value.len());
+                    string(&mut block, &mut value)?;
+                    let mut f = Field::new(b"", Bytes::copy_from_slice(&value));
+                    f.name = kind;
+                    f.size += name_cost - 32;
+                    f
+                };
                 self.value = value;
+                let next = field(&f);
+                if indexing {
+                    self.insert(f);
+                }
+                if next == Next::Stop {
+                    return Ok(false);
+                }
             }
             first = false;
         }
-        Ok(listed)
+        Ok(true)
     }
 
-    fn get(&self, index: usize) -> Result<(&[u8], &[u8]), DecodeError> {
+    fn get(&self, index: usize) -> Result<&Field, DecodeError> {
         match index {
             0 => Err(DecodeError("index 0")),
-            1..=61 => {
-                let (n, v) = STATIC[index - 1];
-                Ok((n.as_bytes(), v.as_bytes()))
-            }
+            1..=61 => Ok(&STATIC_FIELDS[index - 1]),
             _ => self
                 .table
                 .get(index - 62)
-                .map(|(n, v)| (&n[..], &v[..]))
                 .ok_or(DecodeError("index beyond the dynamic table")),
         }
     }
 
-    fn insert(&mut self, name: &[u8], value: &[u8]) {
-        let size = entry_size(name, value);
-        if size > self.max_size {
+    fn insert(&mut self, f: Field) {
+        if f.size > self.max_size {
             // RFC 7541 §4.4: an entry larger than the table empties it.
             self.table.clear();
             self.size = 0;
             return;
         }
-        self.evict(size);
-        self.size += size;
-        self.table.push_front((name.into(), value.into()));
+        self.evict(f.size);
+        self.size += f.size;
+        self.table.push_front(f);
     }
 
     fn evict(&mut self, room: usize) {
         while self.size + room > self.max_size {
             match self.table.pop_back() {
-                Some((n, v)) => self.size -= entry_size(&n, &v),
+                Some(f) => self.size -= f.size,
                 None => break,
             }
         }
@@ -163,13 +251,25 @@ fn string(block: &mut &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
 
+    fn name_of(n: &Name) -> String {
+        match n {
+            Name::Method => ":method".into(),
+            Name::Scheme => ":scheme".into(),
+            Name::Authority => ":authority".into(),
+            Name::Path => ":path".into(),
+            Name::Field(h) => h.as_str().into(),
+            other => format!("{other:?}"),
+        }
+    }
+
     fn fields(d: &mut Decoder, block: &[u8]) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        d.decode(block, |n, v| {
+        d.decode(block, |f| {
             out.push((
-                String::from_utf8_lossy(n).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            ))
+                name_of(&f.name),
+                String::from_utf8_lossy(&f.value).into_owned(),
+            ));
+            Next::Go
         })
         .unwrap();
         out
@@ -202,16 +302,61 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_classified_once_and_sized_by_their_raw_name() {
+        let mut d = Decoder::default();
+        // Literal with incremental indexing, new names: an uppercase one, a connection
+        // header, a padded value; then each again by index.
+        let mut block = Vec::new();
+        for (n, v) in [("X-Up", "a"), ("connection", "close"), ("x-pad", " v")] {
+            block.push(0x40);
+            block.push(n.len() as u8);
+            block.extend_from_slice(n.as_bytes());
+            block.push(v.len() as u8);
+            block.extend_from_slice(v.as_bytes());
+        }
+        block.extend_from_slice(&[0xbe, 0xbf, 0xc0]);
+        let mut seen = Vec::new();
+        d.decode(&block, |f| {
+            seen.push((f.name.clone(), f.padded, f.size));
+            Next::Go
+        })
+        .unwrap();
+        assert_eq!(seen[0], (Name::Invalid, false, 4 + 1 + 32));
+        assert_eq!(seen[1], (Name::ConnectionSpecific, false, 10 + 5 + 32));
+        assert!(seen[2].1);
+        // By index, newest first: x-pad, connection, X-Up.
+        assert_eq!(seen[3], seen[2]);
+        assert_eq!(seen[4], seen[1]);
+        assert_eq!(seen[5], seen[0]);
+        // An indexed name with a new value keeps the name's class and raw length.
+        let mut got = None;
+        d.decode(&[0x04, 0x02, b'/', b'x'], |f| {
+            got = Some((f.name.clone(), f.size));
+            Next::Go
+        })
+        .unwrap();
+        assert_eq!(got, Some((Name::Path, 5 + 2 + 32)));
+        let mut nul = None;
+        d.decode(&[0x00, 1, b'a', 2, b'x', 0], |f| {
+            nul = Some(f.value_ok);
+            Next::Go
+        })
+        .unwrap();
+        assert_eq!(nul, Some(false));
+    }
+
+    #[test]
     fn bad_blocks_are_compression_errors() {
         let mut d = Decoder::default();
-        assert!(d.decode(&[0x80], |_, _| {}).is_err(), "index 0");
-        assert!(d.decode(&[0xbe], |_, _| {}).is_err(), "empty dynamic table");
+        let go = |_: &Field| Next::Go;
+        assert!(d.decode(&[0x80], go).is_err(), "index 0");
+        assert!(d.decode(&[0xbe], go).is_err(), "empty dynamic table");
         assert!(
-            d.decode(&[0x82, 0x3f, 0xe1, 0x1f], |_, _| {}).is_err(),
+            d.decode(&[0x82, 0x3f, 0xe1, 0x1f], go).is_err(),
             "late size update"
         );
         assert!(
-            d.decode(&[0x40, 0x05, b'a'], |_, _| {}).is_err(),
+            d.decode(&[0x40, 0x05, b'a'], go).is_err(),
             "string beyond the block"
         );
     }
