@@ -3,6 +3,7 @@
 #
 #   scripts/bench-servers.sh            # 10 s per measurement
 #   DURATION=30 scripts/bench-servers.sh
+#   ENGINE=hyper scripts/bench-servers.sh   # sut on hyper over the h2 crate (the reference)
 #
 # Pins each server to core 1 and h2load to core 0 (with a proxy, its backend `sut app`
 # shares core 0 with h2load, identically for every proxy). Prints requests/s and the ratio
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-1}
+export SUT_H2_ENGINE=${ENGINE:-lab}
 CLIENT_CPU=${CLIENT_CPU:-0}
 
 for tool in h2load nginx haproxy h2o taskset openssl perl; do
@@ -134,8 +136,8 @@ H1=(--h1 -c 64 -t 1)
 H2=(-c 16 -m 16 -t 1)
 declare -A R
 
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, kernel $(uname -r); h2o $(h2o --version 2>/dev/null | sed -n 's/^h2o version //p' | head -1); sut engine $SUT_H2_ENGINE"
 if [ "$ONLY" != proxy ]; then
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, kernel $(uname -r); h2o $(h2o --version 2>/dev/null | sed -n 's/^h2o version //p' | head -1)"
 echo "== edge: sut edge vs nginx and h2o (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s) =="
 for stack in rustls openssl; do
   start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn --tls "$stack" --cert "$work/cert.pem" --key "$work/key.pem"

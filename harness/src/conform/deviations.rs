@@ -1,7 +1,7 @@
 //! The failures of the lab's own servers that are understood and accepted, each with the
-//! RFC 9113 section it departs from and why it does no harm. They come from the h2 crate
-//! (under hyper, under every `sut` server) and from the app answering `GET /` before the
-//! request has ended. A failure is accepted only when the suite's message matches what
+//! RFC 9113 section it departs from and why it does no harm. They are those of the hyper
+//! engine (`sut --h2-engine hyper`): the h2 crate under hyper, and the app answering
+//! `GET /` before the request has ended. The lab's own engine, the default, fails none. A failure is accepted only when the suite's message matches what
 //! the entry expects: the same case failing another way is a new failure.
 
 use serde::Serialize;

@@ -52,6 +52,8 @@ struct Lane<'a, H: Handler, T> {
     buf: BytesMut,
     out: Vec<u8>,
     written: usize,
+    /// Everything written has been flushed (TLS may hold records back until then).
+    flushed: bool,
     watchdog: Watchdog,
     tick: Pin<Box<tokio::time::Sleep>>,
     period: std::time::Duration,
@@ -89,6 +91,7 @@ where
         buf,
         out: Vec::with_capacity(4096),
         written: 0,
+        flushed: true,
         watchdog,
         tick: Box::pin(tokio::time::sleep(period)),
         period,
@@ -198,8 +201,9 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Lane<'_, H, T> {
         };
         for f in req.headers.iter() {
             let n = f.name.as_bytes();
-            let plain_length =
-                n.eq_ignore_ascii_case(b"content-length") && f.value.iter().all(|&b| b == b'0');
+            let plain_length = n.eq_ignore_ascii_case(b"content-length")
+                && !f.value.is_empty()
+                && f.value.iter().all(|&b| b == b'0');
             if !plain_length
                 && (n.eq_ignore_ascii_case(b"content-length")
                     || n.eq_ignore_ascii_case(b"transfer-encoding")
@@ -238,20 +242,25 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Lane<'_, H, T> {
         }
     }
 
-    /// Writes what is queued; `Ok` once all of it is out.
+    /// Writes and flushes what is queued; `Ok` once all of it is out.
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         while self.written < self.out.len() {
             match Pin::new(&mut *self.io).poll_write(cx, &self.out[self.written..]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
-                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    self.flushed = false;
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if !self.out.is_empty() {
-            self.out.clear();
-            self.written = 0;
-            if let Poll::Ready(Err(_)) = Pin::new(&mut *self.io).poll_flush(cx) {
-                return Poll::Ready(Err(()));
+        self.out.clear();
+        self.written = 0;
+        if !self.flushed {
+            match Pin::new(&mut *self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.flushed = true,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                Poll::Pending => return Poll::Pending,
             }
         }
         Poll::Ready(Ok(()))

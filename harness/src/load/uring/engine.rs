@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::arrival::WallClock;
 use super::ring::{Completion, Op, Ring, Token};
 use crate::h1wire::{Response, ResponseReader};
 use crate::load::conn::{connect_class, io_class, reconnect_backoff, Negotiation, CONNECT_TIMEOUT};
@@ -58,14 +59,16 @@ const LARGE_REQUEST: usize = 4096;
 /// What received bytes did to a connection.
 enum Fed {
     Pending,
-    Answered(Response, Instant),
+    /// A whole response: when its first and last bytes arrived.
+    Answered(Response, Instant, Instant),
     Failed(String),
     /// Too much unsolicited data: close without blaming a request.
     Dropped,
 }
 
 impl Slot {
-    fn feed(&mut self, data: &[u8], now: Instant) -> Fed {
+    /// Takes bytes that arrived `at`.
+    fn feed(&mut self, data: &[u8], at: Instant) -> Fed {
         if self.state != State::Busy {
             // Before any request: kept for the next response, unless it is too much.
             return match self.reader.feed(data) {
@@ -73,9 +76,9 @@ impl Slot {
                 Err(_) => Fed::Dropped,
             };
         }
-        let first_byte = *self.first_byte.get_or_insert(now);
+        let first_byte = *self.first_byte.get_or_insert(at);
         match self.reader.feed(data) {
-            Ok(Some(r)) => Fed::Answered(r, first_byte),
+            Ok(Some(r)) => Fed::Answered(r, first_byte, at),
             Ok(None) => Fed::Pending,
             Err(e) => Fed::Failed(format!("protocol:{}", e.0)),
         }
@@ -107,7 +110,20 @@ struct Engine {
     /// Free connections, for scheduler lag: an Idle slot, or one between a response (or
     /// its connect) and its next request.
     room: Room,
+    /// Slots with a request in flight.
+    busy: usize,
+    /// Slots connected and free (open loop).
+    idle_now: usize,
+    /// Maps the kernel's arrival stamps onto `Instant`s (refreshed every second).
+    clock: WallClock,
 }
+
+/// Completions one wait asks for: one per this many requests in flight.
+const BATCH_PER: usize = 8;
+/// Most completions one wait asks for.
+const MAX_BATCH: usize = 8;
+/// Longest a wait for several completions lasts before the engine looks anyway.
+const MAX_BATCH_WAIT: Duration = Duration::from_micros(500);
 
 /// Runs `plan`'s share of the load on `ring` (created by this thread).
 pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
@@ -151,6 +167,9 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
         receiving: 0,
         unsent: Vec::new(),
         room: Room::new(start),
+        busy: 0,
+        idle_now: 0,
+        clock: WallClock::now(),
     };
     let timeout = plan.cfg.timeout;
     // Timeouts are enforced within 1% of their length (and 100 ms).
@@ -181,6 +200,7 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
             next_scan = now + scan_every;
         }
         while now >= next_flush {
+            e.clock = WallClock::now();
             let data = e.recorder.swap_interval(e.shared.pool.take());
             let _ = tx.send(Report::Interval {
                 worker: plan.index,
@@ -204,7 +224,21 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
             wake = wake.min(retry);
         }
         e.stamp_sends();
-        if let Err(err) = e.ring.wait(wake.saturating_duration_since(now)) {
+        // Open loop with connections to spare: several completions per wake-up when many
+        // requests are in flight (fewer system calls and sleeps per request). Nothing
+        // waits for them: due requests find an idle connection and bound the wait, and
+        // every latency ends at the arrival the kernel stamped. A closed loop answers
+        // each response at once: holding a connection after its response would add a
+        // think time the closed loop does not have.
+        let want = if e.open_loop && e.idle_now > 0 {
+            (e.busy / BATCH_PER).clamp(1, MAX_BATCH)
+        } else {
+            1
+        };
+        if want > 1 {
+            wake = wake.min(now + MAX_BATCH_WAIT);
+        }
+        if let Err(err) = e.ring.wait_for(want, wake.saturating_duration_since(now)) {
             tracing::error!(error = %err, "io_uring wait failed; the worker stops");
             e.fail_all(&io_class(&err), Instant::now());
             break;
@@ -227,6 +261,15 @@ pub fn run(plan: WorkerPlan, ring: Ring, tx: mpsc::Sender<Report>) {
 }
 
 impl Engine {
+    /// Moves slot `i` to `state`, keeping the counts of busy and idle slots.
+    fn set_state(&mut self, i: usize, state: State) {
+        let was = self.slots[i].state;
+        self.busy = self.busy + usize::from(state == State::Busy) - usize::from(was == State::Busy);
+        self.idle_now =
+            self.idle_now + usize::from(state == State::Idle) - usize::from(was == State::Idle);
+        self.slots[i].state = state;
+    }
+
     fn token(&self, i: usize, op: Op) -> Token {
         Token {
             slot: i as u32,
@@ -264,7 +307,7 @@ impl Engine {
         match self.source.next() {
             Next::Go(t) => self.send(i, t, now),
             Next::Wait => {
-                self.slots[i].state = State::Idle;
+                self.set_state(i, State::Idle);
                 self.idle.push(i as u32);
             }
             Next::Done => {
@@ -278,9 +321,9 @@ impl Engine {
         let r = self.next_request;
         self.next_request = (r + 1) % self.requests.len();
         let token = self.token(i, Op::Send);
+        self.set_state(i, State::Busy);
         let req = &self.requests[r];
         let slot = &mut self.slots[i];
-        slot.state = State::Busy;
         slot.ticket = ticket;
         slot.ready = self.room.ready(ticket.intended);
         self.room.taken(1);
@@ -340,13 +383,21 @@ impl Engine {
     fn act(&mut self, i: usize, fed: Fed, now: Instant) {
         match fed {
             Fed::Pending => {}
-            Fed::Answered(r, first_byte) => self.answered(i, r, first_byte, now),
+            Fed::Answered(r, first_byte, done) => self.answered(i, r, first_byte, done, now),
             Fed::Failed(class) => self.fail(i, &class, now),
             Fed::Dropped => self.close(i, now),
         }
     }
 
-    fn answered(&mut self, i: usize, r: Response, first_byte: Instant, now: Instant) {
+    /// A response ended at `done` (its arrival) and was read at `now`.
+    fn answered(
+        &mut self,
+        i: usize,
+        r: Response,
+        first_byte: Instant,
+        done: Instant,
+        now: Instant,
+    ) {
         let slot = &self.slots[i];
         self.recorder.ok(
             Sample {
@@ -354,7 +405,7 @@ impl Engine {
                 ready: slot.ready,
                 sent: slot.sent,
                 first_byte,
-                done: now,
+                done,
                 status: r.status,
             },
             slot.ticket.warmup,
@@ -393,14 +444,14 @@ impl Engine {
         slot.generation = slot.generation.wrapping_add(1);
         slot.reader = ResponseReader::default();
         if slot.state != State::Finished {
-            slot.state = State::Down;
             slot.retry_at = slot.retry_at.max(now);
+            self.set_state(i, State::Down);
             self.down.push(i as u32);
         }
     }
 
     fn finish(&mut self, i: usize, now: Instant) {
-        self.slots[i].state = State::Finished;
+        self.set_state(i, State::Finished);
         self.close(i, now);
         self.active -= 1;
     }
@@ -416,7 +467,7 @@ impl Engine {
             }
             if self.source.is_done() {
                 self.down.swap_remove(k);
-                self.slots[i].state = State::Finished;
+                self.set_state(i, State::Finished);
                 self.active -= 1;
                 continue;
             }
@@ -449,10 +500,12 @@ impl Engine {
         if let Err(err) = self.ring.install(i as u32, fd.as_raw_fd()) {
             return self.connect_failed(i, io_class(&err), now);
         }
+        // Without stamps (not expected on Linux), arrivals are timed when read.
+        let _ = Ring::stamp_arrivals(fd.as_raw_fd());
         let token = self.token(i, Op::Connect);
+        self.set_state(i, State::Connecting);
         let slot = &mut self.slots[i];
         slot.fd = Some(fd);
-        slot.state = State::Connecting;
         slot.connect_started = now;
         if let Err(err) = self.ring.connect(token) {
             self.connect_failed(i, io_class(&err), now);
@@ -508,10 +561,17 @@ impl Engine {
         let current = c.token.is_of(self.slots[i].generation);
         match c.token.op {
             Op::Recv => {
+                let mut eof = c.result == 0;
                 if let Some(bid) = c.buffer {
                     let fed = if current && c.result > 0 {
-                        let data = self.ring.buffer(bid, c.result as usize);
-                        self.slots[i].feed(data, now)
+                        let got = self.ring.received(bid, c.result as usize);
+                        // Arrival as the kernel stamped it: never before the send, never
+                        // after now.
+                        let at = got.stamp.map_or(now, |(sec, nsec)| {
+                            self.clock.instant(sec, nsec).clamp(self.slots[i].sent, now)
+                        });
+                        eof = got.data.is_empty();
+                        self.slots[i].feed(got.data, at)
                     } else {
                         Fed::Pending
                     };
@@ -522,10 +582,10 @@ impl Engine {
                     return;
                 }
                 match c.result {
-                    0 => match self.slots[i].reader.eof() {
+                    _ if eof => match self.slots[i].reader.eof() {
                         Some(r) if self.slots[i].state == State::Busy => {
                             let fb = self.slots[i].first_byte.unwrap_or(now);
-                            self.answered(i, r, fb, now);
+                            self.answered(i, r, fb, now, now);
                         }
                         _ => self.fail(i, "closed", now),
                     },

@@ -3,6 +3,7 @@
 //! Used where the kernel allows it (Linux 6.1 or later, io_uring not forbidden);
 //! everything else runs on tokio.
 
+mod arrival;
 mod engine;
 mod ring;
 

@@ -26,7 +26,7 @@ pub enum Op {
     Connect,
     /// The timeout linked to a connect.
     ConnectTimeout,
-    /// The multishot receive of a connection.
+    /// The multishot receive of a connection (with each segment's arrival time).
     Recv,
     /// Sending a request.
     Send,
@@ -183,7 +183,29 @@ pub struct Ring {
     payloads: Vec<bytes::Bytes>,
     connect_timeout: Box<types::Timespec>,
     addr: Box<socket2::SockAddr>,
+    /// The receives' template: no name, room for one timestamp's control message.
+    msghdr: Box<MsgHdr>,
+    /// Completions the next wait waits for.
+    want: usize,
     dirty: bool,
+}
+
+/// A `msghdr` the kernel reads while the ring lives (only its lengths matter for a
+/// multishot receive).
+struct MsgHdr(libc::msghdr);
+
+/// Size of `struct io_uring_recvmsg_out`, which starts each received buffer.
+const RECVMSG_OUT: usize = 16;
+/// Room for the receive timestamp's control message (`CMSG_SPACE(sizeof(timespec))`).
+const CONTROL_LEN: usize =
+    std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<libc::timespec>();
+
+/// What one receive brought.
+pub struct Received<'a> {
+    /// The bytes.
+    pub data: &'a [u8],
+    /// When they reached the socket (the kernel's stamp), if it gave one.
+    pub stamp: Option<(i64, i64)>,
 }
 
 impl Ring {
@@ -232,6 +254,13 @@ impl Ring {
                     .nsec(connect_timeout.subsec_nanos()),
             ),
             addr: Box::new(socket2::SockAddr::from(addr)),
+            msghdr: Box::new(MsgHdr({
+                // SAFETY: a zeroed msghdr is valid (null pointers, zero lengths).
+                let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+                m.msg_controllen = CONTROL_LEN as _;
+                m
+            })),
+            want: 1,
             dirty: false,
         })
     }
@@ -244,6 +273,27 @@ impl Ring {
                 return Ok(());
             }
             self.ring.submit()?;
+        }
+    }
+
+    /// Asks the kernel to stamp what `fd` receives with its arrival time.
+    pub fn stamp_arrivals(fd: RawFd) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid option value of the size given, for a socket option that only
+        // reads it.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 
@@ -295,8 +345,9 @@ impl Ring {
 
     /// Arms the multishot receive of `token`'s slot.
     pub fn recv(&mut self, token: Token) -> io::Result<()> {
+        let msghdr: *const libc::msghdr = &self.msghdr.0;
         self.push(
-            opcode::RecvMulti::new(types::Fixed(token.slot), GROUP)
+            opcode::RecvMsgMulti::new(types::Fixed(token.slot), msghdr, GROUP)
                 .build()
                 .user_data(token.encode()),
         )
@@ -335,7 +386,8 @@ impl Ring {
             .sec(timeout.as_secs())
             .nsec(timeout.subsec_nanos());
         let args = types::SubmitArgs::new().timespec(&ts);
-        match self.ring.submitter().submit_with_args(1, &args) {
+        let want = std::mem::replace(&mut self.want, 1);
+        match self.ring.submitter().submit_with_args(want, &args) {
             Ok(_) => Ok(()),
             Err(e)
                 if matches!(
@@ -361,9 +413,31 @@ impl Ring {
         }
     }
 
-    /// The first `len` bytes of provided buffer `bid`.
-    pub fn buffer(&self, bid: u16, len: usize) -> &[u8] {
-        self.bufs.buffer(bid, len)
+    /// What a receive completion of `len` bytes left in provided buffer `bid`: its data
+    /// (empty at the end of the stream) and the kernel's timestamp.
+    pub fn received(&self, bid: u16, len: usize) -> Received<'_> {
+        let buffer = self.bufs.buffer(bid, len);
+        let Ok(out) = types::RecvMsgOut::parse(buffer, &self.msghdr.0) else {
+            return Received {
+                data: &[],
+                stamp: None,
+            };
+        };
+        // The buffer holds the header, the control field (no name), then the data.
+        let control_len = (out.incoming_control_len() as usize).min(CONTROL_LEN);
+        let start = RECVMSG_OUT + CONTROL_LEN;
+        let data_len = (out.incoming_payload_len() as usize).min(buffer.len() - start);
+        Received {
+            data: &buffer[start..start + data_len],
+            stamp: super::arrival::timestamp(&buffer[RECVMSG_OUT..RECVMSG_OUT + control_len]),
+        }
+    }
+
+    /// Waits for at least `want` completions, or `timeout`. With the ring's deferred task
+    /// running, the kernel wakes the engine only once `want` are ready.
+    pub fn wait_for(&mut self, want: usize, timeout: Duration) -> io::Result<()> {
+        self.want = want.max(1);
+        self.wait(timeout)
     }
 
     /// Gives provided buffer `bid` back to the kernel (published at the next wait).
@@ -396,5 +470,73 @@ mod tests {
             .encode(),
         );
         assert!(t.is_of(0x1_000_002) && t.is_of(2) && !t.is_of(3));
+    }
+
+    #[test]
+    fn received_bytes_carry_their_arrival_time_from_the_kernel() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let Ok(mut ring) = Ring::new(1, addr, Duration::from_secs(1), Vec::new()) else {
+            eprintln!("io_uring is not available here: nothing to test");
+            return;
+        };
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        Ring::stamp_arrivals(client.as_raw_fd()).unwrap();
+        ring.install(0, client.as_raw_fd()).unwrap();
+        let token = Token {
+            slot: 0,
+            generation: 0,
+            op: Op::Recv,
+        };
+        ring.recv(token).unwrap();
+        let clock = super::super::arrival::WallClock::now();
+        // The kernel turns receive stamps on for the whole stack a moment after the first
+        // socket asks (a deferred work item): until then segments come unstamped.
+        let mut tries = 0;
+        let (bid, at, before, after) = loop {
+            tries += 1;
+            let before = std::time::Instant::now();
+            server.write_all(b"hello").unwrap();
+            let mut got = Vec::new();
+            while got.is_empty() {
+                ring.wait(Duration::from_secs(1)).unwrap();
+                ring.completions(&mut got);
+            }
+            let after = std::time::Instant::now();
+            let c = got[0];
+            let bid = c.buffer.expect("a provided buffer");
+            let r = ring.received(bid, c.result as usize);
+            assert_eq!(r.data, b"hello");
+            match r.stamp {
+                Some((sec, nsec)) => break (bid, clock.instant(sec, nsec), before, after),
+                None => {
+                    assert!(tries < 1000, "no arrival stamp after {tries} messages");
+                    ring.recycle(bid);
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let slack = Duration::from_millis(5);
+        assert!(
+            at + slack >= before && at <= after + slack,
+            "{at:?} not in {before:?}..{after:?}"
+        );
+        ring.recycle(bid);
+        // The end of the stream: no data.
+        drop(server);
+        let mut got = Vec::new();
+        while got.is_empty() {
+            ring.wait(Duration::from_secs(1)).unwrap();
+            ring.completions(&mut got);
+        }
+        let c = got[0];
+        let empty = c.result == 0
+            || c.buffer
+                .is_some_and(|b| ring.received(b, c.result as usize).data.is_empty());
+        assert!(empty, "{} bytes at the end", c.result);
+        ring.remove(0).unwrap();
     }
 }

@@ -1,14 +1,16 @@
-//! A request body on the lab engine: the connection pushes each DATA frame's bytes into an
-//! [`Inbound`] shared with the handler's [`LabBody`]; what the handler has read is handed
-//! back as flow-control credit, so a connection never holds more than its windows allow
-//! (as the h2 crate's `release_capacity`).
+//! A request body on the lab engine: the connection copies each DATA frame's bytes into
+//! an [`Inbound`] shared with the handler's [`LabBody`]; what the handler has read is
+//! handed back as flow-control credit, so a connection never holds more than its windows
+//! allow (as the h2 crate's `release_capacity`). Small frames are gathered into one
+//! buffer, so a client sending one byte per frame costs memory in proportion to its bytes,
+//! not its frames; nothing keeps the connection's read buffer alive.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Frame, SizeHint};
 
@@ -20,6 +22,8 @@ pub struct Broken(pub &'static str);
 #[derive(Debug, Default)]
 struct State {
     chunks: VecDeque<Bytes>,
+    /// Small frames' bytes, gathered until [`GATHER`] or a large frame.
+    tail: BytesMut,
     end: bool,
     trailers: Option<HeaderMap>,
     broken: Option<Broken>,
@@ -28,9 +32,23 @@ struct State {
     /// The handler dropped its body: what arrives from now on is discarded.
     dropped: bool,
     reader: Option<Waker>,
+    /// The connection's task: woken when credit is worth giving back. Kept (not taken),
+    /// as the handler may read from another task and find credit more than once.
     engine: Option<Waker>,
     /// Bytes still expected (content-length less what arrived), for the size hint.
     remaining: Option<u64>,
+}
+
+impl State {
+    fn queued(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum::<usize>() + self.tail.len()
+    }
+
+    fn wake_engine(&self) {
+        if let Some(w) = &self.engine {
+            w.wake_by_ref();
+        }
+    }
 }
 
 /// The engine's side of one request body.
@@ -39,6 +57,8 @@ pub struct Inbound(Arc<Mutex<State>>);
 
 /// Credit worth waking the engine for: a quarter of the stream window the engine gives.
 const WAKE_AT: usize = 256 * 1024;
+/// Frames smaller than this are gathered; the gathered bytes become a chunk at this size.
+const GATHER: usize = 16 * 1024;
 
 impl Inbound {
     /// A body whose declared length is `content_length`.
@@ -53,21 +73,31 @@ impl Inbound {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands `data` to the handler; `false` when it dropped its body (the caller gives
-    /// the bytes' credit back at once).
-    pub fn push(&self, data: Bytes, engine: &Waker) -> bool {
+    /// Hands a copy of `data` to the handler; `false` when it dropped its body (the
+    /// caller gives the bytes' credit back at once). `engine` wakes the connection.
+    pub fn push(&self, data: &[u8], engine: &Waker) -> bool {
         let mut s = self.lock();
+        if !s.engine.as_ref().is_some_and(|w| w.will_wake(engine)) {
+            s.engine = Some(engine.clone());
+        }
         if s.dropped {
             return false;
         }
         if let Some(r) = s.remaining.as_mut() {
             *r = r.saturating_sub(data.len() as u64);
         }
-        if !data.is_empty() {
-            s.chunks.push_back(data);
-        }
-        if !s.engine.as_ref().is_some_and(|w| w.will_wake(engine)) {
-            s.engine = Some(engine.clone());
+        if data.len() < GATHER {
+            s.tail.extend_from_slice(data);
+            if s.tail.len() >= GATHER {
+                let full = s.tail.split().freeze();
+                s.chunks.push_back(full);
+            }
+        } else {
+            if !s.tail.is_empty() {
+                let gathered = s.tail.split().freeze();
+                s.chunks.push_back(gathered);
+            }
+            s.chunks.push_back(Bytes::copy_from_slice(data));
         }
         if let Some(w) = s.reader.take() {
             w.wake();
@@ -96,19 +126,26 @@ impl Inbound {
         }
     }
 
-    /// Bytes read since the last call, to give back as credit; with whether the handler
-    /// has dropped its body.
-    pub fn take_consumed(&self) -> (usize, bool) {
-        let mut s = self.lock();
-        (std::mem::take(&mut s.consumed), s.dropped)
+    /// Bytes read since the last call, to give back as credit.
+    pub fn take_consumed(&self) -> usize {
+        std::mem::take(&mut self.lock().consumed)
     }
 
     /// The stream is gone: every byte it received, read or not, is credit again. Unread
-    /// bytes are discarded, and what arrives later too.
+    /// bytes are discarded (a reader still holding the body gets an error, not a short
+    /// body), and what arrives later too.
     pub fn reclaim(&self) -> usize {
         let mut s = self.lock();
         s.dropped = true;
-        let unread: usize = s.chunks.drain(..).map(|c| c.len()).sum();
+        let unread = s.queued();
+        s.chunks.clear();
+        s.tail.clear();
+        if unread > 0 {
+            s.broken = Some(Broken("the stream closed before its body was read"));
+        }
+        if let Some(w) = s.reader.take() {
+            w.wake();
+        }
         std::mem::take(&mut s.consumed) + unread
     }
 
@@ -130,11 +167,11 @@ impl Drop for LabBody {
         }
         s.dropped = true;
         // What was never read is credit too.
-        let unread: usize = s.chunks.drain(..).map(|c| c.len()).sum();
+        let unread = s.queued();
+        s.chunks.clear();
+        s.tail.clear();
         s.consumed += unread;
-        if let Some(w) = s.engine.take() {
-            w.wake();
-        }
+        s.wake_engine();
     }
 }
 
@@ -147,14 +184,20 @@ impl http_body::Body for LabBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
         let mut s = self.0.lock();
-        if let Some(chunk) = s.chunks.pop_front() {
+        let chunk = match s.chunks.pop_front() {
+            Some(c) => Some(c),
+            None if !s.tail.is_empty() => Some(s.tail.split().freeze()),
+            None => None,
+        };
+        if let Some(chunk) = chunk {
             s.consumed += chunk.len();
             if s.consumed >= WAKE_AT {
-                if let Some(w) = s.engine.take() {
-                    w.wake();
-                }
+                s.wake_engine();
             }
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if let Some(b) = s.broken {
+            return Poll::Ready(Some(Err(b)));
         }
         if let Some(t) = s.trailers.take() {
             return Poll::Ready(Some(Ok(Frame::trailers(t))));
@@ -162,14 +205,9 @@ impl http_body::Body for LabBody {
         if s.end {
             return Poll::Ready(None);
         }
-        if let Some(b) = s.broken {
-            return Poll::Ready(Some(Err(b)));
-        }
         // Credit held back below WAKE_AT would stall a client whose window it is.
         if s.consumed > 0 {
-            if let Some(w) = s.engine.take() {
-                w.wake();
-            }
+            s.wake_engine();
         }
         if !s.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             s.reader = Some(cx.waker().clone());
@@ -179,12 +217,12 @@ impl http_body::Body for LabBody {
 
     fn is_end_stream(&self) -> bool {
         let s = self.0.lock();
-        s.end && s.chunks.is_empty() && s.trailers.is_none()
+        s.end && s.broken.is_none() && s.queued() == 0 && s.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
         let s = self.0.lock();
-        let queued: u64 = s.chunks.iter().map(|c| c.len() as u64).sum();
+        let queued = s.queued() as u64;
         match s.remaining {
             Some(r) => SizeHint::with_exact(queued + r),
             None => {
@@ -207,22 +245,22 @@ mod tests {
         let inbound = Inbound::new(Some(6));
         let waker = futures_util::task::noop_waker();
         let mut body = inbound.body();
-        assert!(inbound.push(Bytes::from_static(b"abc"), &waker));
+        assert!(inbound.push(b"abc", &waker));
         assert_eq!(body.size_hint().exact(), Some(6));
         let f = body.frame().await.unwrap().unwrap();
         assert_eq!(f.into_data().unwrap(), "abc");
-        assert_eq!(inbound.take_consumed(), (3, false));
-        assert!(inbound.push(Bytes::from_static(b"def"), &waker));
+        assert_eq!(inbound.take_consumed(), 3);
+        assert!(inbound.push(b"def", &waker));
         drop(body);
-        assert_eq!(inbound.take_consumed(), (3, true));
-        assert!(!inbound.push(Bytes::from_static(b"g"), &waker));
+        assert_eq!(inbound.take_consumed(), 3);
+        assert!(!inbound.push(b"g", &waker));
     }
 
     #[tokio::test]
     async fn a_body_ends_with_its_trailers_or_breaks_off() {
         let inbound = Inbound::new(None);
         let waker = futures_util::task::noop_waker();
-        inbound.push(Bytes::from_static(b"x"), &waker);
+        inbound.push(b"x", &waker);
         let mut t = HeaderMap::new();
         t.insert("x-sum", "1".parse().unwrap());
         inbound.finish(Some(t));
@@ -232,5 +270,22 @@ mod tests {
         inbound.break_off("stream reset");
         let err = inbound.body().collect().await.unwrap_err();
         assert_eq!(err, Broken("stream reset"));
+    }
+
+    #[tokio::test]
+    async fn one_byte_frames_are_gathered_and_a_body_cut_short_is_an_error() {
+        let inbound = Inbound::new(None);
+        let waker = futures_util::task::noop_waker();
+        for _ in 0..40_000 {
+            inbound.push(b"y", &waker);
+        }
+        // 40,000 one-byte frames: two gathered chunks and the tail, not 40,000.
+        assert_eq!(inbound.lock().chunks.len(), 2);
+        let mut body = inbound.body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.len(), GATHER);
+        // The stream goes while bytes are unread: the reader sees an error.
+        assert_eq!(inbound.reclaim(), 40_000);
+        assert!(body.frame().await.unwrap().is_err());
     }
 }

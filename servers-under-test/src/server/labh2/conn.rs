@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use h2lab_common::h2_frame::{flag, kind, reason, setting, HEAD_LEN, MAX_FRAME, PREFACE};
 
 use super::body::Inbound;
@@ -42,6 +42,11 @@ pub struct Config {
     pub max_local_resets: usize,
 }
 
+/// How long a graceful close waits for the PING that follows its first GOAWAY.
+pub const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// The payload of that PING.
+const CLOSING_PING: [u8; 8] = *b"h2labbye";
+
 /// Our receive windows: as large as the hyper engine's.
 pub const STREAM_WINDOW: u32 = 1 << 20;
 /// The connection's receive window.
@@ -58,6 +63,13 @@ pub enum Phase {
     Settings,
     /// Serving.
     Open,
+    /// A graceful close began (GOAWAY naming the largest id, and a PING): streams the
+    /// client sends before it has seen it are still served. The final GOAWAY follows the
+    /// PING's acknowledgement, or [`CLOSING_GRACE`] (the h2 crate's two-step close).
+    Closing {
+        /// When it began.
+        since: Instant,
+    },
     /// A graceful GOAWAY went out: streams up to `last` are served, none after.
     Draining {
         /// The last stream served.
@@ -202,7 +214,12 @@ impl Conn {
         }
         let ConnError(code, why) = e;
         tracing::debug!(code, %why, "HTTP/2 connection error");
-        put_goaway(&mut self.out, self.last_id, code, why.as_bytes());
+        // A GOAWAY may lower the last stream id it names, never raise it (RFC 9113 6.8).
+        let last = match self.phase {
+            Phase::Draining { last } => last,
+            _ => self.last_id,
+        };
+        put_goaway(&mut self.out, last, code, why.as_bytes());
         self.failure = Some(why);
         self.abandon("connection error");
     }
@@ -216,18 +233,50 @@ impl Conn {
         }
     }
 
-    /// Sends a graceful GOAWAY: streams already opened are served, later ones are not.
+    /// Begins a graceful close: streams already opened (or on their way) are served,
+    /// later ones are not.
     pub fn go_away(&mut self, debug: &'static str) {
-        if matches!(self.phase, Phase::Draining { .. } | Phase::Failed) {
-            return;
+        match self.phase {
+            Phase::Open => {
+                put_goaway(
+                    &mut self.out,
+                    0x7fff_ffff,
+                    reason::NO_ERROR,
+                    debug.as_bytes(),
+                );
+                put_head(&mut self.out, 8, kind::PING, 0, 0);
+                self.out.extend_from_slice(&CLOSING_PING);
+                self.phase = Phase::Closing { since: self.now };
+            }
+            Phase::Preface | Phase::Settings => {
+                put_goaway(
+                    &mut self.out,
+                    self.last_id,
+                    reason::NO_ERROR,
+                    debug.as_bytes(),
+                );
+                self.phase = Phase::Draining { last: self.last_id };
+            }
+            Phase::Closing { .. } | Phase::Draining { .. } | Phase::Failed => {}
         }
-        put_goaway(
-            &mut self.out,
-            self.last_id,
-            reason::NO_ERROR,
-            debug.as_bytes(),
-        );
-        self.phase = Phase::Draining { last: self.last_id };
+    }
+
+    /// The final GOAWAY of a graceful close, naming the last stream that will be served.
+    fn close_gracefully(&mut self) {
+        if let Phase::Closing { .. } = self.phase {
+            put_goaway(&mut self.out, self.last_id, reason::NO_ERROR, b"");
+            self.phase = Phase::Draining { last: self.last_id };
+        }
+    }
+
+    /// Time passes: a graceful close whose PING went unanswered for [`CLOSING_GRACE`]
+    /// sends its final GOAWAY.
+    pub fn tick(&mut self, now: Instant) {
+        if let Phase::Closing { since } = self.phase {
+            if now.saturating_duration_since(since) >= CLOSING_GRACE {
+                self.close_gracefully();
+            }
+        }
     }
 
     /// Whether nothing is left to serve: the driver may close once `out` is written.
@@ -349,7 +398,7 @@ impl Conn {
             }
         }
         match ty {
-            kind::DATA => self.data(flags, id, payload.freeze(), waker),
+            kind::DATA => self.data(flags, id, &payload, waker),
             kind::HEADERS => self.headers(flags, id, &payload, quick),
             kind::CONTINUATION => self.continuation(flags, id, &payload, quick),
             kind::PRIORITY => self.priority(id, &payload),
@@ -457,6 +506,8 @@ impl Conn {
         if flags & flag::ACK == 0 {
             put_head(&mut self.out, 8, kind::PING, flag::ACK, 0);
             self.out.extend_from_slice(p);
+        } else if p == CLOSING_PING {
+            self.close_gracefully();
         }
         Ok(())
     }
@@ -850,7 +901,7 @@ impl Conn {
         Ok(())
     }
 
-    fn data(&mut self, flags: u8, id: u32, payload: Bytes, waker: &Waker) -> Result<(), ConnError> {
+    fn data(&mut self, flags: u8, id: u32, payload: &[u8], waker: &Waker) -> Result<(), ConnError> {
         if id == 0 {
             return Err(ConnError::new(reason::PROTOCOL_ERROR, "DATA on stream 0"));
         }
@@ -874,7 +925,7 @@ impl Conn {
                     "padding longer than the frame (RFC 9113 section 6.1)",
                 ));
             }
-            data = data.slice(1..data.len() - pad);
+            data = &data[1..data.len() - pad];
         }
         if id > self.last_id {
             return Err(ConnError::new(
@@ -894,34 +945,33 @@ impl Conn {
                 _ => self.reset(id, STREAM_CLOSED),
             };
         };
-        if flow as i64 > s.recv_window {
+        let n = data.len();
+        let over_length = s
+            .content_length
+            .is_some_and(|cl| s.received + n as u64 > cl);
+        if flow as i64 > s.recv_window || over_length {
+            // Nothing of the frame reaches the handler: all of it is credit again.
             self.conn_unreleased += flow;
-            return self.reset(id, reason::FLOW_CONTROL_ERROR);
+            let code = if over_length {
+                reason::PROTOCOL_ERROR
+            } else {
+                reason::FLOW_CONTROL_ERROR
+            };
+            return self.reset(id, code);
         }
         s.recv_window -= flow as i64;
-        s.received += data.len() as u64;
+        s.received += n as u64;
         // Padding is credit at once; the data when the handler has read it.
-        let padding = flow - data.len();
-        s.unreleased += padding;
-        self.conn_unreleased += padding;
-        if s.content_length.is_some_and(|n| s.received > n) {
-            return self.reset(id, reason::PROTOCOL_ERROR);
-        }
-        let n = data.len();
-        // Small frames are copied, so one does not keep a whole read buffer alive.
-        let data = if n < 4096 {
-            Bytes::copy_from_slice(&data)
-        } else {
-            data
-        };
+        let mut credit = flow - n;
         let kept = match &s.inbound {
             Some(i) if n > 0 => i.push(data, waker),
             _ => true,
         };
         if !kept {
-            s.unreleased += n;
-            self.conn_unreleased += n;
+            credit += n;
         }
+        s.unreleased += credit;
+        self.conn_unreleased += credit;
         if end {
             return self.end_of_request(id, None);
         }
@@ -952,7 +1002,7 @@ impl Conn {
         let mut updates: Vec<(u32, u32)> = Vec::new();
         for s in self.streams.iter_mut() {
             let Some(i) = &s.inbound else { continue };
-            let (read, _) = i.take_consumed();
+            let read = i.take_consumed();
             s.unreleased += read;
             self.conn_unreleased += read;
             if s.recv_open && s.unreleased >= STREAM_WINDOW as usize / 2 {

@@ -5,6 +5,7 @@
 //! watchdog), honours the server's shutdown, and stops reading while its output is full.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_util::future::{AbortHandle, Abortable};
+use futures_util::future::{AbortHandle, Abortable, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::Response;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,7 +28,17 @@ use crate::request_body::RequestBody;
 use crate::server::conn::{respond, WorkerCtx};
 use crate::server::watchdog::{Activity, Verdict, Watchdog};
 
-type Task = Pin<Box<dyn Future<Output = (u32, Option<Response<Body>>)> + Send>>;
+type Task = Pin<Box<dyn Future<Output = (u32, Handled)> + Send>>;
+
+/// How a handler's future ended.
+enum Handled {
+    /// With a response.
+    Response(Response<Body>),
+    /// Cancelled with its stream.
+    Aborted,
+    /// It panicked: the stream is reset, the connection's other streams go on.
+    Panicked,
+}
 
 /// Rounds of read-dispatch-write one poll may run before it yields to other connections.
 const ROUNDS: usize = 16;
@@ -118,10 +129,17 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Driver<H, T> {
         for _ in 0..ROUNDS {
             let mut progress = self.read(cx);
             progress |= self.dispatch();
-            while let Poll::Ready(Some((id, resp))) = self.tasks.poll_next_unpin(cx) {
-                if let Some(resp) = resp {
-                    let date = self.date.now().clone();
-                    self.conn.respond(id, resp, &date, cx);
+            while let Poll::Ready(Some((id, handled))) = self.tasks.poll_next_unpin(cx) {
+                match handled {
+                    Handled::Response(resp) => {
+                        let date = self.date.now().clone();
+                        self.conn.respond(id, resp, &date, cx);
+                    }
+                    Handled::Panicked => {
+                        tracing::error!(stream = id, "the handler panicked: stream reset");
+                        self.conn.reset_internal(id);
+                    }
+                    Handled::Aborted => {}
                 }
                 progress = true;
             }
@@ -163,6 +181,7 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Driver<H, T> {
             Verdict::Idle => self.conn.go_away("idle"),
             Verdict::Keep | Verdict::HeaderTimeout => {}
         }
+        self.conn.tick(now);
         false
     }
 
@@ -248,10 +267,16 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Driver<H, T> {
             self.overloaded,
             false,
         );
-        let task = Abortable::new(responding, registration);
+        let task = Abortable::new(AssertUnwindSafe(responding).catch_unwind(), registration);
         self.conn.set_abort(id, handle);
-        self.tasks
-            .push(Box::pin(async move { (id, task.await.ok()) }));
+        self.tasks.push(Box::pin(async move {
+            let handled = match task.await {
+                Ok(Ok(resp)) => Handled::Response(resp),
+                Ok(Err(_panic)) => Handled::Panicked,
+                Err(_aborted) => Handled::Aborted,
+            };
+            (id, handled)
+        }));
     }
 
     /// Writes what is queued; `Ok(true)` when bytes went out.
@@ -271,7 +296,12 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Driver<H, T> {
         if self.written == self.conn.out.len() {
             self.conn.out.clear();
             self.written = 0;
-        } else if self.written >= READ_BUF {
+            if self.conn.out.capacity() > 4 * OUT_HIGH {
+                // A burst is over: do not keep its peak for the connection's life.
+                self.conn.out.shrink_to(OUT_HIGH);
+            }
+        } else if self.written >= OUT_HIGH {
+            // Rarely: the peer reads slowly and the buffer kept growing behind the cursor.
             self.conn.out.drain(..self.written);
             self.written = 0;
         }

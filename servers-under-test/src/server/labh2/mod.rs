@@ -14,9 +14,12 @@ mod conn;
 mod driver;
 mod encode;
 mod hpack;
+pub mod oracle;
 mod request;
 mod respond;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use body::{Broken, LabBody};
 pub use conn::{max_continuations, Config, Conn, ConnError, Phase, CONN_WINDOW, STREAM_WINDOW};

@@ -15,6 +15,8 @@ use super::hpack::{Field, Name, Next};
 /// How far over the header list limit a block may decode before the connection is
 /// closed instead (the h2 crate's bound: an HPACK bomb ends the connection).
 pub const WAY_TOO_LARGE: usize = 4;
+/// Most fields a head may carry (a `HeaderMap` holds no more); beyond, it is too large.
+const MAX_FIELDS: usize = 24_576;
 
 /// The pseudo-headers and fields of one header block.
 #[derive(Debug, Default)]
@@ -140,7 +142,14 @@ impl Head {
                 (n, _) => self.content_length = n,
             }
         } else if *name == header::HOST {
+            if self.host.is_some() {
+                self.malformed
+                    .get_or_insert("Host given more than once (RFC 9110 section 7.2)");
+            }
             self.host = Some(value.clone());
+        }
+        if self.fields.len() >= MAX_FIELDS {
+            self.oversize = true;
         }
         if !self.oversize {
             self.fields.push((name.clone(), value.clone()));
@@ -291,6 +300,7 @@ mod tests {
             (with(&[("x", "1"), (":path", "/")]), "8.3"),
             (with(&[(":method", "GET")]), "8.3"),
             (with(&[("host", "b.test")]), "8.3.1"),
+            (with(&[("host", "b.test"), ("host", "a.test")]), "7.2"),
             (with(&[("content-length", "x")]), "8.1.1"),
             (
                 with(&[("content-length", "1"), ("content-length", "2")]),

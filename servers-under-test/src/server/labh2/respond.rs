@@ -54,6 +54,13 @@ impl Conn {
         }
     }
 
+    /// Resets a stream whose handler failed (INTERNAL_ERROR).
+    pub fn reset_internal(&mut self, id: u32) {
+        if let Err(e) = self.reset(id, INTERNAL_ERROR) {
+            self.fail(e);
+        }
+    }
+
     /// Resets a stream whose request cannot be represented (a stream error).
     pub fn refuse(&mut self, id: u32) {
         if let Err(e) = self.reset(id, reason::PROTOCOL_ERROR) {
@@ -196,7 +203,12 @@ impl Conn {
             let Some(body) = s.body.as_mut() else {
                 return;
             };
-            match std::pin::Pin::new(body).poll_frame(cx) {
+            // A body that panics fails its stream, not the connection.
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                std::pin::Pin::new(body).poll_frame(cx)
+            }))
+            .unwrap_or_else(|_| Poll::Ready(Some(Err("the response body panicked".into()))));
+            match polled {
                 Poll::Pending => return,
                 Poll::Ready(None) => {
                     s.body = None;
@@ -257,6 +269,9 @@ impl Conn {
                 s.send = Send::Done;
                 self.close(id);
                 return true;
+            }
+            if self.out.len() >= OUT_HIGH {
+                return false; // the pump goes on once the output has drained
             }
             let n = s
                 .chunk
