@@ -354,7 +354,7 @@ where
 }
 
 /// Counts a request as in flight for as long as it lives (also when cancelled).
-struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight(pub(crate) Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -362,19 +362,54 @@ impl Drop for InFlight {
     }
 }
 
-/// Everything the server does around the handler, whatever the engine: the in-flight
-/// count, 503 over the connection limit, 413 for a declared body over the limit, the h2c
-/// Upgrade (HTTP/1.1), and the minimum body rate (408).
-pub(crate) async fn respond<H: Handler>(
-    ctx: Arc<WorkerCtx<H>>,
+/// What the server decides before a request reaches its handler.
+pub(crate) enum Admission {
+    /// Answered without the handler: 503 over the connection limit, the h2c Upgrade's 101.
+    Answered(Response<Body>),
+    /// 413 for a declared body over the limit, once the body is drained (HTTP/2).
+    Refused(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+    /// The handler's turn; with the body-rate watch when one applies.
+    Handler(Request<RequestBody>, Option<RateWatch>),
+}
+
+/// A request body held to the minimum data rate: when it fell behind, the handler's
+/// answer is replaced with 408 (Kestrel's answer) and the connection is not reused.
+pub(crate) struct RateWatch {
+    tripped: Arc<AtomicBool>,
+    per_second: u64,
+    http1: bool,
+}
+
+impl RateWatch {
+    /// The answer to send: the handler's, or 408 if the body was too slow.
+    pub(crate) fn judge(&self, resp: Response<Body>, activity: &Activity) -> Response<Body> {
+        if !self.tripped.load(Relaxed) {
+            return resp;
+        }
+        activity.close_requested.store(true, Relaxed);
+        let mut resp = body::text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body arrived at under {} bytes/s", self.per_second),
+        );
+        if self.http1 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+/// Everything the server does around the handler, whatever the engine: 503 over the
+/// connection limit, 413 for a declared body over the limit, the h2c Upgrade (HTTP/1.1),
+/// and the minimum body rate (408).
+pub(crate) fn admit<H: Handler>(
+    ctx: &Arc<WorkerCtx<H>>,
     mut req: Request<RequestBody>,
-    info: Arc<ConnInfo>,
-    activity: Arc<Activity>,
+    info: &Arc<ConnInfo>,
+    activity: &Arc<Activity>,
     overloaded: bool,
     allow_h2c_upgrade: bool,
-) -> Response<Body> {
-    activity.request_started();
-    let _in_flight = InFlight(activity.clone());
+) -> Admission {
     if overloaded {
         activity.close_requested.store(true, Relaxed);
         let mut resp = body::text(
@@ -383,7 +418,7 @@ pub(crate) async fn respond<H: Handler>(
         );
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+        return Admission::Answered(resp);
     }
     let declared = req
         .headers()
@@ -391,14 +426,17 @@ pub(crate) async fn respond<H: Handler>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > info.max_body) {
-        if req.version() == http::Version::HTTP_2 && n <= DRAIN_CAP {
-            // Boxed, as are the other rare branches: the per-request future stays small.
-            Box::pin(drain(req.into_body(), ctx.limits.header_timeout)).await;
-        }
-        return body::text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over the limit of {} bytes", info.max_body),
-        );
+        let drain_first = req.version() == http::Version::HTTP_2 && n <= DRAIN_CAP;
+        let (body, timeout, max) = (req.into_body(), ctx.limits.header_timeout, info.max_body);
+        return Admission::Refused(Box::pin(async move {
+            if drain_first {
+                drain(body, timeout).await;
+            }
+            body::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over the limit of {max} bytes"),
+            )
+        }));
     }
     if allow_h2c_upgrade && h2c::wants_upgrade(&req) {
         if let Some(frame) = h2c::stream1_headers(&req) {
@@ -419,31 +457,45 @@ pub(crate) async fn respond<H: Handler>(
                 .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             resp.headers_mut()
                 .insert(header::UPGRADE, HeaderValue::from_static("h2c"));
-            return resp;
+            return Admission::Answered(resp);
         }
     }
     let rate = ctx.limits.min_body_rate;
     if rate.per_second == 0 || http_body::Body::is_end_stream(req.body()) {
-        return ctx.handler.clone().handle(req, info).await;
+        return Admission::Handler(req, None);
     }
-    let http1 = req.version() < http::Version::HTTP_2;
-    let tripped = Arc::new(AtomicBool::new(false));
-    let req = req.map(|b| b.rated(rate, Instant::now(), tripped.clone()));
-    let resp = ctx.handler.clone().handle(req, info).await;
-    if !tripped.load(Relaxed) {
-        return resp;
+    let watch = RateWatch {
+        tripped: Arc::new(AtomicBool::new(false)),
+        per_second: rate.per_second,
+        http1: req.version() < http::Version::HTTP_2,
+    };
+    let tripped = watch.tripped.clone();
+    let req = req.map(|b| b.rated(rate, Instant::now(), tripped));
+    Admission::Handler(req, Some(watch))
+}
+
+/// [`admit`], the handler and the rate watch as one future (the hyper engine's service).
+async fn respond<H: Handler>(
+    ctx: Arc<WorkerCtx<H>>,
+    req: Request<RequestBody>,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    overloaded: bool,
+    allow_h2c_upgrade: bool,
+) -> Response<Body> {
+    activity.request_started();
+    let _in_flight = InFlight(activity.clone());
+    match admit(&ctx, req, &info, &activity, overloaded, allow_h2c_upgrade) {
+        Admission::Answered(resp) => resp,
+        Admission::Refused(answer) => answer.await,
+        Admission::Handler(req, watch) => {
+            let resp = ctx.handler.clone().handle(req, info).await;
+            match watch {
+                Some(w) => w.judge(resp, &activity),
+                None => resp,
+            }
+        }
     }
-    // Kestrel's answer to a body below the minimum data rate; the connection is not reused.
-    activity.close_requested.store(true, Relaxed);
-    let mut resp = body::text(
-        StatusCode::REQUEST_TIMEOUT,
-        format!("request body arrived at under {} bytes/s", rate.per_second),
-    );
-    if http1 {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
 }
 
 /// Largest oversized HTTP/2 body read and discarded before answering 413.

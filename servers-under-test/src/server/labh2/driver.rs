@@ -25,10 +25,12 @@ use crate::body::Body;
 use crate::conn_info::ConnInfo;
 use crate::handler::Handler;
 use crate::request_body::RequestBody;
-use crate::server::conn::{respond, WorkerCtx};
+use crate::server::conn::{admit, Admission, InFlight, WorkerCtx};
 use crate::server::watchdog::{Activity, Verdict, Watchdog};
 
 type Task = Pin<Box<dyn Future<Output = (u32, Handled)> + Send>>;
+/// A handler's future, boxed.
+type Call = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// How a handler's future ended.
 enum Handled {
@@ -257,21 +259,39 @@ impl<H: Handler, T: AsyncRead + AsyncWrite + Unpin> Driver<H, T> {
         true
     }
 
+    /// Hands a request to the handler. Its future is boxed once, where it is made: a
+    /// handler's future is several KiB (the proxy's, with its upstream exchange), and
+    /// each move of it costs a copy of all of it.
     fn spawn(&mut self, id: u32, req: http::Request<RequestBody>) {
-        let (handle, registration) = AbortHandle::new_pair();
-        let responding = respond(
-            self.ctx.clone(),
+        self.activity.request_started();
+        let in_flight = InFlight(self.activity.clone());
+        let admitted = admit(
+            &self.ctx,
             req,
-            self.info.clone(),
-            self.activity.clone(),
+            &self.info,
+            &self.activity,
             self.overloaded,
             false,
         );
-        let task = Abortable::new(AssertUnwindSafe(responding).catch_unwind(), registration);
+        let (call, watch): (Call, _) = match admitted {
+            Admission::Answered(resp) => (Box::pin(std::future::ready(resp)), None),
+            Admission::Refused(answer) => (answer, None),
+            Admission::Handler(req, watch) => (
+                Box::pin(self.ctx.handler.clone().handle(req, self.info.clone())),
+                watch,
+            ),
+        };
+        let (handle, registration) = AbortHandle::new_pair();
+        let task = Abortable::new(AssertUnwindSafe(call).catch_unwind(), registration);
+        let activity = self.activity.clone();
         self.conn.set_abort(id, handle);
         self.tasks.push(Box::pin(async move {
+            let _in_flight = in_flight;
             let handled = match task.await {
-                Ok(Ok(resp)) => Handled::Response(resp),
+                Ok(Ok(resp)) => Handled::Response(match watch {
+                    Some(w) => w.judge(resp, &activity),
+                    None => resp,
+                }),
                 Ok(Err(_panic)) => Handled::Panicked,
                 Err(_aborted) => Handled::Aborted,
             };

@@ -101,7 +101,15 @@ pub struct Decoder {
     max_size: usize,
     name: Vec<u8>,
     value: Vec<u8>,
+    /// Literals never indexed that came again: some clients never index a field (nghttp2
+    /// sends `:path` as a Huffman literal in every request), so the same bytes are
+    /// decoded, checked and allocated once, not per request.
+    repeated: [(usize, Vec<u8>, Option<Field>); REPEATED],
+    next_repeated: usize,
 }
+
+/// Literals remembered per connection.
+const REPEATED: usize = 4;
 
 impl Default for Decoder {
     fn default() -> Self {
@@ -111,6 +119,8 @@ impl Default for Decoder {
             max_size: TABLE_SIZE,
             name: Vec::new(),
             value: Vec::new(),
+            repeated: Default::default(),
+            next_repeated: 0,
         }
     }
 }
@@ -158,6 +168,16 @@ impl Decoder {
                 // indexed (4-bit index).
                 let indexing = b & 0xc0 == 0x40;
                 let index = integer(&mut block, if indexing { 6 } else { 4 })?;
+                if !indexing && (1..=61).contains(&index) {
+                    // A static name (its meaning never changes) and a value seen before.
+                    let raw = raw_string(&mut block)?;
+                    let f = self.repeated_literal(index, raw)?;
+                    if field(&f) == Next::Stop {
+                        return Ok(false);
+                    }
+                    first = false;
+                    continue;
+                }
                 let mut value = std::mem::take(&mut self.value);
                 value.clear();
                 let f = if index == 0 {
@@ -190,6 +210,34 @@ impl Decoder {
             first = false;
         }
         Ok(true)
+    }
+
+    /// The field of a literal without indexing, static name `index` and encoded value
+    /// `raw`: from the remembered ones when it came before.
+    fn repeated_literal(&mut self, index: usize, raw: &[u8]) -> Result<Field, DecodeError> {
+        if let Some((_, _, Some(f))) = self
+            .repeated
+            .iter()
+            .find(|(i, r, _)| *i == index && r.as_slice() == raw)
+        {
+            return Ok(f.clone());
+        }
+        let named = self.get(index)?;
+        let (kind, name_cost) = (named.name.clone(), named.size - named.value.len());
+        let mut value = std::mem::take(&mut self.value);
+        value.clear();
+        string(&mut &raw[..], &mut value)?;
+        let mut f = Field::new(b"", Bytes::copy_from_slice(&value));
+        self.value = value;
+        f.name = kind;
+        f.size += name_cost - 32;
+        let slot = &mut self.repeated[self.next_repeated];
+        self.next_repeated = (self.next_repeated + 1) % REPEATED;
+        slot.0 = index;
+        slot.1.clear();
+        slot.1.extend_from_slice(raw);
+        slot.2 = Some(f.clone());
+        Ok(f)
     }
 
     fn get(&self, index: usize) -> Result<&Field, DecodeError> {
@@ -227,6 +275,17 @@ impl Decoder {
 
 fn integer(block: &mut &[u8], n: u8) -> Result<usize, DecodeError> {
     get_integer(block, n).map_err(DecodeError)
+}
+
+/// The encoded bytes of the next string literal (its length prefix included), skipped.
+fn raw_string<'a>(block: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
+    let all: &'a [u8] = block;
+    let len = integer(block, 7)?;
+    if len > block.len() {
+        return Err(DecodeError("string beyond the block"));
+    }
+    *block = &block[len..];
+    Ok(&all[..all.len() - block.len()])
 }
 
 /// Reads a string literal into `out` (Huffman-decoded when marked so).
@@ -343,6 +402,30 @@ mod tests {
         })
         .unwrap();
         assert_eq!(nul, Some(false));
+    }
+
+    #[test]
+    fn a_literal_never_indexed_is_decoded_once_and_stays_right() {
+        let mut d = Decoder::default();
+        // `:path` (static 4) without indexing: the same value twice, another, the first.
+        let block = |v: &str| {
+            let mut b = vec![0x04, v.len() as u8];
+            b.extend_from_slice(v.as_bytes());
+            b
+        };
+        for v in ["/plaintext", "/plaintext", "/json", "/plaintext"] {
+            let got = fields(&mut d, &block(v));
+            assert_eq!(got, [(":path".to_string(), v.to_string())]);
+        }
+        // Huffman-coded (RFC 7541 C.4.1's www.example.com), as :authority (static 1).
+        let h = [
+            0x01, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff,
+        ];
+        for _ in 0..2 {
+            let got = fields(&mut d, &h);
+            assert_eq!(got[0].1, "www.example.com");
+        }
+        assert!(d.decode(&[0x04, 0x05, b'a'], |_| Next::Go).is_err());
     }
 
     #[test]
