@@ -80,6 +80,10 @@ run() { # workload tool parse-mode command...
   echo "$w|$tool|$n|$c" >>"$runs"
 }
 
+# Every figure comes with the machine it was measured on: the h1 ratios depend on the
+# kernel (see the README's "Benchmarks").
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, kernel $(uname -r); nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -1), h2load $(h2load --version 2>&1 | sed -n 's/.*nghttp2\/\([0-9.]*\).*/\1/p' | head -1); h1 engine: $("$H2LAB" load --io uring -n 1 -q "http://127.0.0.1:$p_clear/plaintext" >/dev/null 2>&1 && echo io_uring || echo "tokio (io_uring not available)")"
+
 # Rounds alternate the generators, so that a slow spell of the machine falls on all of
 # them alike; each figure is the median over the rounds.
 for round in $(seq 1 "$ROUNDS"); do

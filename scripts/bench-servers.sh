@@ -4,6 +4,7 @@
 #   scripts/bench-servers.sh            # 10 s per measurement
 #   DURATION=30 scripts/bench-servers.sh
 #   ENGINE=hyper scripts/bench-servers.sh   # sut on hyper over the h2 crate (the reference)
+#   ROUNDS=3 scripts/bench-servers.sh       # each figure the median of 3 alternating rounds
 #
 # Pins each server to core 1 and h2load to core 0 (with a proxy, its backend `sut app`
 # shares core 0 with h2load, identically for every proxy). Prints requests/s and the ratio
@@ -18,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-1}
+case $ROUNDS in ''|*[!0-9]*|0) echo "bench-servers: ROUNDS must be a positive whole number, not '$ROUNDS'" >&2; exit 2;; esac
 WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-1}
 export SUT_H2_ENGINE=${ENGINE:-lab}
@@ -124,11 +127,17 @@ server_load() { # key url h2load-args...
   local pg=${pids[-1]} t0 t1 w0 w1
   current=$key
   t0=$(group_ticks "$pg"); w0=$(date +%s.%N)
-  R[$key]=$(load "$@")
+  local r p
+  r=$(load "$@")
   t1=$(group_ticks "$pg"); w1=$(date +%s.%N)
-  P[$key]=$(awk -v r="${R[$key]}" -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v w="$w1" -v v="$w0" \
+  p=$(awk -v r="$r" -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v w="$w1" -v v="$w0" \
     'BEGIN { u = t / hz / (w - v); printf "%.0f", (u > 0) ? r / u : 0 }')
+  # Every round's figure is kept; the tables show the median so far.
+  RL[$key]="${RL[$key]:-} $r"; PL[$key]="${PL[$key]:-} $p"
+  R[$key]=$(median ${RL[$key]}); P[$key]=$(median ${PL[$key]})
 }
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+declare -A RL PL
 
 ONLY=${ONLY:-all}   # edge, proxy or all
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
@@ -138,7 +147,8 @@ declare -A R
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, kernel $(uname -r); h2o $(h2o --version 2>/dev/null | sed -n 's/^h2o version //p' | head -1); sut engine $SUT_H2_ENGINE"
 if [ "$ONLY" != proxy ]; then
-echo "== edge: sut edge vs nginx and h2o (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s) =="
+echo "== edge: sut edge vs nginx and h2o (1 worker each, server on core $SERVER_CPU, h2load on core $CLIENT_CPU, ${DURATION}s, median of $ROUNDS round(s)) =="
+edge_round() {
 for stack in rustls openssl; do
   start_sut edge --listen 127.0.0.1:0 --workers 1 --log warn --tls "$stack" --cert "$work/cert.pem" --key "$work/key.pem"
   server_load "edge_h2_$stack" "https://$addr/plaintext" "${H2[@]}"
@@ -171,6 +181,11 @@ wait_port "$p_tls"
 server_load h2o_h2c "http://127.0.0.1:$p_clear/plaintext" "${H2[@]}"
 server_load h2o_h2 "https://127.0.0.1:$p_tls/plaintext" "${H2[@]}"
 stop_all
+}
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" = 1 ] || echo "round $round of $ROUNDS" >&2
+  edge_round
+done
 
 edge_table() { # R or P (requests/s or requests per server CPU-second)
   local -n T=$1
@@ -191,7 +206,7 @@ fi
 [ "$ONLY" = edge ] && exit 0
 
 echo
-echo "== proxy: sut proxy vs nginx vs HAProxy vs h2o (proxy on core $SERVER_CPU; backend sut app and h2load on core $CLIENT_CPU) =="
+echo "== proxy: sut proxy vs nginx vs HAProxy vs h2o (proxy on core $SERVER_CPU; backend sut app and h2load on core $CLIENT_CPU; median of $ROUNDS round(s)) =="
 # The backend is started unpinned-by-start_pinned: it shares the client core.
 out="$work/backend"
 setsid taskset -c "$CLIENT_CPU" "$SUT" app --listen 127.0.0.1:0 --workers 1 --log warn >"$out" 2>>"$work/servers.log" &
@@ -200,6 +215,7 @@ pids_backend=$backend_pid
 for _ in $(seq 1 500); do [ -s "$out" ] && break; sleep 0.02; done
 backend=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out")
 
+proxy_round() {
 start_sut proxy --listen 127.0.0.1:0 --workers 1 --log warn --tls rustls --cert "$work/cert.pem" --key "$work/key.pem" --upstream "http://$backend"
 server_load sut_p_h1 "https://$addr/plaintext" "${H1[@]}"
 server_load sut_p_h2 "https://$addr/plaintext" "${H2[@]}"
@@ -248,6 +264,11 @@ wait_port "$port"
 server_load h2o_p_h1 "https://127.0.0.1:$port/plaintext" "${H1[@]}"
 server_load h2o_p_h2 "https://127.0.0.1:$port/plaintext" "${H2[@]}"
 stop_all
+}
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" = 1 ] || echo "round $round of $ROUNDS" >&2
+  proxy_round
+done
 kill -TERM -- "-$backend_pid" 2>/dev/null || true
 wait "$backend_pid" 2>/dev/null || true
 pids_backend=""
