@@ -59,6 +59,8 @@ pub mod setting {
     pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
     /// SETTINGS_MAX_FRAME_SIZE.
     pub const MAX_FRAME_SIZE: u16 = 0x5;
+    /// SETTINGS_MAX_HEADER_LIST_SIZE.
+    pub const MAX_HEADER_LIST_SIZE: u16 = 0x6;
 }
 
 /// Error codes (RFC 9113 §7) the lab sends or tells apart.
@@ -67,10 +69,18 @@ pub mod reason {
     pub const NO_ERROR: u32 = 0x0;
     /// PROTOCOL_ERROR.
     pub const PROTOCOL_ERROR: u32 = 0x1;
+    /// INTERNAL_ERROR.
+    pub const INTERNAL_ERROR: u32 = 0x2;
     /// FLOW_CONTROL_ERROR.
     pub const FLOW_CONTROL_ERROR: u32 = 0x3;
+    /// STREAM_CLOSED.
+    pub const STREAM_CLOSED: u32 = 0x5;
     /// FRAME_SIZE_ERROR.
     pub const FRAME_SIZE_ERROR: u32 = 0x6;
+    /// REFUSED_STREAM.
+    pub const REFUSED_STREAM: u32 = 0x7;
+    /// CANCEL.
+    pub const CANCEL: u32 = 0x8;
     /// COMPRESSION_ERROR.
     pub const COMPRESSION_ERROR: u32 = 0x9;
     /// ENHANCE_YOUR_CALM.

@@ -14,7 +14,7 @@ use crate::conn_info::ConnInfo;
 /// per-worker state (such as a connection pool) without sharing it across threads.
 pub trait Handler: Send + Sync + 'static {
     /// The answer to a request that needs no body, no I/O and no wait, given inline by
-    /// an engine that can take it (the lab HTTP/2 engine): `None` sends it through
+    /// an engine that can take it (the lab engine, HTTP/2 and HTTP/1.1): `None` sends it through
     /// [`Handler::handle`].
     fn quick(&self, _method: &[u8], _path: &[u8]) -> Option<Quick> {
         None

@@ -212,7 +212,7 @@ impl Recipe {
             Kind::RapidReset => {
                 let block = self.block("GET", &[]);
                 frame::put_headers(out, id, &block, true, frame::MAX_FRAME);
-                frame::put_rst_stream(out, id, CANCEL);
+                frame::put_rst_stream(out, id, frame::reason::CANCEL);
             }
             Kind::MadeYouReset(p) => {
                 let block = self.block("GET", &[]);
@@ -275,9 +275,6 @@ impl Recipe {
     }
 }
 
-/// RST_STREAM CANCEL (RFC 9113 §7).
-const CANCEL: u32 = 0x8;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +333,7 @@ mod tests {
                 (kind::RST_STREAM, 0, 5),
             ]
         );
-        assert_eq!(f[1].3, CANCEL.to_be_bytes());
+        assert_eq!(f[1].3, frame::reason::CANCEL.to_be_bytes());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::watchdog::Activity;
 
-const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 34\r\nconnection: close\r\n\r\nrequest header read timed out\r\n\r\n";
+/// The answer to a request head that did not arrive in time.
+pub(super) const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 34\r\nconnection: close\r\n\r\nrequest header read timed out\r\n\r\n";
 
 /// Counts bytes read and written into an [`Activity`]; when the watchdog sets `abort_408`,
 /// the next read writes a 408 response and reports end of stream, so hyper closes.

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::conn::WorkerCtx;
+use super::io::RESPONSE_408;
 use super::labh2::{decimal, Date};
 use super::watchdog::{Activity, Verdict, Watchdog};
 use crate::handler::{Handler, Quick};
@@ -33,7 +34,6 @@ pub(crate) enum Outcome {
 /// Most fields a simple request may carry.
 const FIELDS: usize = 32;
 const READ_BUF: usize = 16 * 1024;
-const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 34\r\nconnection: close\r\n\r\nrequest header read timed out\r\n\r\n";
 
 /// What the parse of the buffer's next request found.
 enum Next {

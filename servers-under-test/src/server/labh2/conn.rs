@@ -151,7 +151,7 @@ impl Conn {
                 (setting::MAX_CONCURRENT_STREAMS, cfg.max_streams),
                 (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
                 (
-                    MAX_HEADER_LIST_SIZE,
+                    setting::MAX_HEADER_LIST_SIZE,
                     u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX),
                 ),
             ],
@@ -612,7 +612,10 @@ impl Conn {
             s.cancel("stream reset by the server");
         }
         self.recent.add(id, Closed::ByUs);
-        if matches!(code, reason::NO_ERROR | INTERNAL_ERROR | CANCEL) {
+        if matches!(
+            code,
+            reason::NO_ERROR | reason::INTERNAL_ERROR | reason::CANCEL
+        ) {
             return Ok(());
         }
         self.local_resets += 1;
@@ -762,10 +765,10 @@ impl Conn {
             self.discard(block)?;
             return match (self.streams.get(id).is_some(), self.recent.get(id)) {
                 // Half-closed (remote): a stream error (RFC 9113 section 5.1).
-                (true, _) => self.reset(id, STREAM_CLOSED),
+                (true, _) => self.reset(id, reason::STREAM_CLOSED),
                 (false, Some(Closed::ByUs)) => Ok(()),
                 (false, Some(_)) => Err(ConnError::new(
-                    STREAM_CLOSED,
+                    reason::STREAM_CLOSED,
                     "HEADERS on a closed stream (RFC 9113 section 5.1)",
                 )),
                 (false, None) => Err(ConnError::new(
@@ -806,7 +809,7 @@ impl Conn {
             ));
         }
         if self.streams.len() >= self.cfg.max_streams as usize {
-            return self.reset(id, REFUSED_STREAM);
+            return self.reset(id, reason::REFUSED_STREAM);
         }
         if h.oversize {
             self.too_large(id);
@@ -814,7 +817,7 @@ impl Conn {
                 self.recent.add(id, Closed::Normally);
                 return Ok(());
             }
-            return self.reset(id, REFUSED_STREAM);
+            return self.reset(id, reason::REFUSED_STREAM);
         }
         let mut checked = h.check();
         if checked.is_ok() && end_stream && h.content_length.is_some_and(|n| n > 0) {
@@ -937,12 +940,12 @@ impl Conn {
         let Some(s) = self.streams.get(id).filter(|s| s.recv_open) else {
             self.conn_unreleased += flow;
             if self.streams.get(id).is_some() {
-                return self.reset(id, STREAM_CLOSED); // half-closed (remote)
+                return self.reset(id, reason::STREAM_CLOSED); // half-closed (remote)
             }
             return match (self.recent.get(id), self.phase) {
                 (Some(Closed::ByUs), _) => Ok(()),
                 (_, Phase::Draining { last }) if id > last => Ok(()),
-                _ => self.reset(id, STREAM_CLOSED),
+                _ => self.reset(id, reason::STREAM_CLOSED),
             };
         };
         let n = data.len();
@@ -1021,13 +1024,6 @@ impl Conn {
         }
     }
 }
-
-/// SETTINGS_MAX_HEADER_LIST_SIZE.
-const MAX_HEADER_LIST_SIZE: u16 = 0x6;
-const REFUSED_STREAM: u32 = 0x7;
-const CANCEL: u32 = 0x8;
-const INTERNAL_ERROR: u32 = 0x2;
-const STREAM_CLOSED: u32 = 0x5;
 
 /// CONTINUATION frames allowed in one block: enough for a list of the largest size
 /// allowed, with a quarter to spare, and at least five (the h2 crate's bound).

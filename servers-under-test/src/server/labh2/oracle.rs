@@ -15,7 +15,8 @@ use super::respond::Dispatch;
 use crate::handler::Quick;
 use crate::server::guard::FloodLimits;
 
-fn quick(method: &[u8], path: &[u8]) -> Option<Quick> {
+/// The built-in app's inline answer to `GET /plaintext`, for tests of the engine alone.
+pub(super) fn quick(method: &[u8], path: &[u8]) -> Option<Quick> {
     (method == b"GET" && path == b"/plaintext").then_some(Quick {
         content_type: "text/plain",
         body: b"Hello, World!",

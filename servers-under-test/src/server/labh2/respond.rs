@@ -56,7 +56,7 @@ impl Conn {
 
     /// Resets a stream whose handler failed (INTERNAL_ERROR).
     pub fn reset_internal(&mut self, id: u32) {
-        if let Err(e) = self.reset(id, INTERNAL_ERROR) {
+        if let Err(e) = self.reset(id, reason::INTERNAL_ERROR) {
             self.fail(e);
         }
     }
@@ -217,7 +217,7 @@ impl Conn {
                 Poll::Ready(Some(Err(e))) => {
                     tracing::debug!(stream = id, error = %e, "response body failed: stream reset");
                     s.body = None;
-                    if let Err(e) = self.reset(id, INTERNAL_ERROR) {
+                    if let Err(e) = self.reset(id, reason::INTERNAL_ERROR) {
                         self.fail(e);
                     }
                     return;
@@ -309,7 +309,6 @@ impl Conn {
     }
 }
 
-const INTERNAL_ERROR: u32 = 0x2;
 const SMALL_WINDOW: usize = crate::server::guard::budget::SMALL_WINDOW as usize;
 
 /// Removes what HTTP/2 forbids in a response (RFC 9113 section 8.2.2).

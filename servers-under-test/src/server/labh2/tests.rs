@@ -12,7 +12,7 @@ use h2lab_common::h2_frame::{
 use h2lab_common::hpack::put_integer;
 
 use super::conn::{Config, Conn, Phase};
-use crate::handler::Quick;
+use super::oracle::quick;
 use crate::server::guard::FloodLimits;
 
 fn config() -> Config {
@@ -49,13 +49,6 @@ fn opening() -> Vec<u8> {
     let mut b = PREFACE.to_vec();
     put_settings(&mut b, &[]);
     b
-}
-
-fn quick(method: &[u8], path: &[u8]) -> Option<Quick> {
-    (method == b"GET" && path == b"/plaintext").then_some(Quick {
-        content_type: "text/plain",
-        body: b"Hello, World!",
-    })
 }
 
 /// Feeds `bytes` in reads of the given sizes, dispatching inline answers after each read
